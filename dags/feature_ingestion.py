@@ -1,0 +1,85 @@
+"""Feature ingestion: one DAG per use case, ``<use_case>__feature_ingestion``.
+
+Per daily interval: wait for the raw batch -> validate it with Great Expectations (bad rows to
+quarantine with reasons; a bad batch is rejected whole) -> write the day's feature partition to
+the offline store -> materialize exactly that day into the online store -> update the features
+Asset, which starts training.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from mlloop.spec import load_specs
+from mlloop_airflow.assets import features_asset
+from mlloop_airflow.dag_defaults import day_param, default_args, sensor_poke_seconds, start_date, tags
+from mlloop_airflow.operators.features import BuildFeaturesOperator
+from mlloop_airflow.operators.materialize import FeastMaterializeOperator
+from mlloop_airflow.operators.validation import ValidateBatchOperator
+from mlloop_airflow.sensors.storage import PartitionSensor
+
+DOC = """
+### {name} · feature ingestion
+
+**What it does**, for one day (UTC):
+1. `wait_for_raw_batch` waits for `landing/{name}/observations/date=<day>/batch.parquet`.
+2. `validate_observations` / `validate_labels` check the batch against the contract in
+   `include/use_cases/{name}.yaml` with Great Expectations. Bad rows go to
+   `quarantine/{name}/<dataset>/date=<day>/rows.parquet` with the reasons per row; the summary is
+   in the task log. More than {max_bad:.0%} bad rows, or wrong columns/types, rejects the batch.
+3. `build_features` writes `features/{name}/{fv}/date=<day>/data.parquet` (Feast's offline source).
+4. `materialize_online` loads that day into the online store and updates the Asset `{name}.features`.
+
+**Triggered by**: the `{schedule}` schedule, a backfill (`airflow backfill create --dag-id {dag_id} ...`),
+or a manual trigger with the **Day** parameter set.
+
+**Emits**: Asset `{name}.features`, which schedules `{name}__training`.
+
+**When it fails**
+- *wait_for_raw_batch timed out*: the upstream system did not deliver the day's batch. Ask them; then clear the task.
+- *validate_… failed*: the batch was rejected; the log shows why, `quarantine/…/report.json` has the details.
+  Nothing was written downstream. Get a corrected batch delivered, then clear the task.
+- *build_features / materialize_online failed*: usually storage or online-store access; these retry by themselves.
+  Every step replaces its partition, so clearing and rerunning is always safe.
+"""
+
+for spec in load_specs():
+    with DAG(
+        dag_id=spec.dag_id("feature_ingestion"),
+        description=f"Validate {spec.name}'s daily raw batch and load its features into Feast",
+        schedule=spec.schedule.ingestion,
+        start_date=start_date(spec),
+        catchup=False,
+        max_active_runs=4,
+        default_args=default_args(spec),
+        params={"day": day_param()},
+        tags=tags(spec, "feature_ingestion"),
+        doc_md=DOC.format(
+            name=spec.name,
+            dag_id=spec.dag_id("feature_ingestion"),
+            fv=spec.features.feature_view,
+            schedule=spec.schedule.ingestion,
+            max_bad=spec.raw.max_bad_row_share,
+        ),
+    ):
+        common = {"use_case": spec.name, "day": "{{ params.day }}"}
+        wait_for_raw_batch = PartitionSensor(
+            task_id="wait_for_raw_batch",
+            area="landing",
+            dataset="observations",
+            filename="batch.parquet",
+            mode="reschedule",
+            poke_interval=sensor_poke_seconds(),
+            timeout=spec.schedule.raw_batch_timeout_hours * 3600,
+            **common,
+        )
+        validate_observations = ValidateBatchOperator(task_id="validate_observations", dataset="observations", **common)
+        validate_labels = ValidateBatchOperator(task_id="validate_labels", dataset="labels", optional=True, **common)
+        build_features = BuildFeaturesOperator(task_id="build_features", **common)
+        materialize_online = FeastMaterializeOperator(
+            task_id="materialize_online", outlets=[features_asset(spec.name)], **common
+        )
+
+        wait_for_raw_batch >> [validate_observations, validate_labels]
+        validate_observations >> build_features
+        [build_features, validate_labels] >> materialize_online

@@ -1,0 +1,129 @@
+"""Feast access: the offline-source layout, interval materialization and feature retrieval.
+
+Feast is imported inside functions (about 7 s) so that importing this module is free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlloop.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
+
+FEATURES_FILE = "data.parquet"
+
+
+def feature_source_path(use_case: str, dataset: str, settings: Settings | None = None) -> str:
+    """The glob a Feast ``FileSource`` reads: every daily partition of one feature dataset.
+
+    Files are named ``data.parquet`` inside ``date=YYYY-MM-DD`` folders; temporary files written
+    during an atomic replace have other names, so the glob never sees half a partition.
+    """
+    root = (settings or get_settings()).storage_root
+    return f"{root}/features/{use_case}/{dataset}/date=*/{FEATURES_FILE}"
+
+
+def open_store(settings: Settings | None = None) -> FeatureStore:
+    """The project's Feast store, configured by ``feature_repo/feature_store.yaml`` + environment."""
+    from feast import FeatureStore
+
+    settings = settings or get_settings()
+    settings.export_feast_environment()
+    return FeatureStore(repo_path=str(settings.feast_repo_path))
+
+
+class FeatureRegistryError(RuntimeError):
+    """The Feast registry lacks a definition this use case needs (``feast apply`` not run?)."""
+
+
+@dataclass(frozen=True)
+class MaterializedWindow:
+    feature_views: list[str]
+    start: dt.datetime
+    end: dt.datetime
+    extended_to_watermark: bool
+
+    def describe(self) -> str:
+        note = (
+            " (extended to the online watermark: an older interval was re-ingested)"
+            if self.extended_to_watermark
+            else ""
+        )
+        window = f"[{self.start.isoformat()}, {self.end.isoformat()})"
+        return f"materialized {', '.join(self.feature_views)} for {window}{note}"
+
+
+def materialize_interval(
+    store: FeatureStore, feature_views: list[str], start: dt.datetime, end: dt.datetime
+) -> MaterializedWindow:
+    """Write the newest row per entity of ``[start, end)`` into the online store.
+
+    If a later interval was materialized already, the window is extended up to that watermark:
+    the SQLite online store is last-write-wins, so materializing an old interval alone would put
+    stale values over newer ones. Feast's registry records materialized intervals per view.
+    """
+    watermark = start
+    for name in feature_views:
+        try:
+            view = store.get_feature_view(name)
+        except Exception as exc:
+            raise FeatureRegistryError(
+                f"feature view '{name}' is not in the Feast registry; deploy the registry first "
+                f"('make feast-apply' or 'cd feature_repo && feast apply'): {exc}"
+            ) from exc
+        for _, interval_end in view.materialization_intervals:
+            watermark = max(watermark, interval_end)
+    extended = watermark > end
+    window_end = max(end, watermark)
+    store.materialize(start_date=start, end_date=window_end, feature_views=feature_views)
+    return MaterializedWindow(feature_views, start, window_end, extended)
+
+
+def historical_features(store: FeatureStore, entity_df: pd.DataFrame, feature_service: str) -> pd.DataFrame:
+    """Point-in-time join of ``entity_df`` (join key + event timestamp + extra columns) with a service.
+
+    Feast drops entity rows older than the entity's first feature row and reorders the output;
+    callers must not assume the same length or order (they join back on key + timestamp).
+    """
+    service = store.get_feature_service(feature_service)
+    return store.get_historical_features(entity_df=entity_df, features=service).to_df()
+
+
+def online_features(store: FeatureStore, feature_service: str, join_key: str, keys: list[object]) -> pd.DataFrame:
+    service = store.get_feature_service(feature_service)
+    return store.get_online_features(features=service, entity_rows=[{join_key: k} for k in keys]).to_df()
+
+
+def apply_registry(settings: Settings | None = None) -> None:
+    """Deploy ``feature_repo/`` into the registry in-process, as ``feast apply`` does.
+
+    For tests and scripts that already imported Feast (the CLI re-imports it, ~8 s). Repo modules
+    are re-imported so their environment-dependent source paths are read afresh.
+    """
+    import os
+    import sys
+
+    from feast.repo_config import load_repo_config
+    from feast.repo_operations import apply_total
+
+    settings = settings or get_settings()
+    settings.export_feast_environment()
+    repo = settings.feast_repo_path.resolve()
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) and str(module.__file__).startswith(str(repo) + os.sep):
+            del sys.modules[name]
+    config = load_repo_config(repo, repo / "feature_store.yaml")
+    cwd = Path.cwd()
+    try:
+        apply_total(config, repo, skip_source_validation=True)
+    finally:
+        os.chdir(cwd)

@@ -1,0 +1,81 @@
+"""Deployment settings, read from the environment.
+
+One set of environment variables selects embedded vs scaled; code never branches on which one it
+is. Every variable has an embedded default rooted at ``MLLOOP_HOME`` so the project runs with no
+configuration at all. ``.env.example`` documents them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one process."""
+
+    home: Path
+    storage_root: str
+    storage_conn_id: str | None
+    mlflow_tracking_uri: str
+    mlflow_artifact_root: str | None
+    feast_repo_path: Path
+    feast_registry: str
+    feast_online_store: str
+    use_cases_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(_env("MLLOOP_HOME", str(PROJECT_ROOT / ".mlloop"))).resolve()
+        artifact_root = os.environ.get("MLLOOP_MLFLOW_ARTIFACT_ROOT", "").strip()
+        tracking_uri = _env("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+        if not artifact_root and tracking_uri.startswith("sqlite:"):
+            # A local tracking store keeps its artifacts beside it; a tracking server decides itself.
+            artifact_root = (home / "mlflow" / "artifacts").as_uri()
+        return cls(
+            home=home,
+            storage_root=_env("MLLOOP_STORAGE_ROOT", str(home / "storage")).rstrip("/"),
+            storage_conn_id=os.environ.get("MLLOOP_STORAGE_CONN_ID", "").strip() or None,
+            mlflow_tracking_uri=tracking_uri,
+            mlflow_artifact_root=artifact_root or None,
+            feast_repo_path=Path(_env("MLLOOP_FEAST_REPO", str(PROJECT_ROOT / "feature_repo"))),
+            feast_registry=_env("MLLOOP_FEAST_REGISTRY", str(home / "feast" / "registry.db")),
+            feast_online_store=_env(
+                "MLLOOP_FEAST_ONLINE_STORE",
+                json.dumps({"type": "sqlite", "path": str(home / "feast" / "online_store.db")}),
+            ),
+            use_cases_dir=Path(_env("MLLOOP_USE_CASES_DIR", str(PROJECT_ROOT / "include" / "use_cases"))),
+        )
+
+    def feast_environment(self) -> dict[str, str]:
+        """The variables ``feature_repo/feature_store.yaml`` and the definitions read."""
+        return {
+            "MLLOOP_STORAGE_ROOT": self.storage_root,
+            "MLLOOP_FEAST_REGISTRY": self.feast_registry,
+            "MLLOOP_FEAST_ONLINE_STORE": self.feast_online_store,
+        }
+
+    def export_feast_environment(self) -> None:
+        """Make ``feature_store.yaml``'s ``${VAR}``s resolve to these settings in this process."""
+        for key, value in self.feast_environment().items():
+            os.environ[key] = value
+        if self.storage_root.startswith("/"):
+            Path(self.storage_root).mkdir(parents=True, exist_ok=True)
+        local_paths = [self.feast_registry, json.loads(self.feast_online_store).get("path", "")]
+        for path in local_paths:
+            if path.startswith("/"):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,287 @@
+"""The use-case spec: everything that makes one model's loop different from another's.
+
+A use case is declared once, in a YAML file under ``include/use_cases/`` (or ``MLLOOP_USE_CASES_DIR``):
+entity, raw schema and validation rules, features, label and its delay, estimator, metrics, gate
+thresholds, drift policy and schedules. DAG files build one set of DAGs per spec, so loading must be
+cheap (YAML + pydantic, no heavy imports) and a bad spec must fail with one message that names the
+file and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlloop.settings import get_settings
+
+DType = Literal["int64", "float64", "string", "datetime", "bool"]
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+CLASSIFICATION_METRICS = ("roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+
+class SpecError(ValueError):
+    """A use-case spec is missing, unreadable or invalid. The message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    """One column of a raw batch or feature table, with the rules a row must satisfy."""
+
+    dtype: DType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> ColumnSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.allowed is not None and self.dtype != "string":
+            raise ValueError("'allowed' applies to string columns only")
+        return self
+
+
+class EntitySpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    join_key: str = Field(pattern=NAME_PATTERN)
+    dtype: Literal["int64", "string"] = "int64"
+
+
+class RawSpec(_Strict):
+    """The contract of a raw batch as it lands."""
+
+    timestamp_column: str = "event_timestamp"
+    columns: dict[str, ColumnSpec]
+    unique: list[str] = Field(default_factory=list, description="columns that identify a row in a batch")
+    max_bad_row_share: float = Field(ge=0.0, le=1.0, description="above this share the batch is rejected")
+    min_rows: int = Field(default=1, ge=1)
+
+
+class LabelSpec(_Strict):
+    """Labels land later than observations, as their own daily batch of label events."""
+
+    column: str = Field(pattern=NAME_PATTERN)
+    dtype: Literal["int64", "float64"]
+    delay_days: int = Field(ge=0)
+    min_class_share: float = Field(default=0.01, ge=0.0, le=0.5)
+    min: float | None = None
+    max: float | None = None
+
+
+class FeatureSpec(_Strict):
+    """How validated raw rows become the rows of the Feast feature view's offline source."""
+
+    feature_view: str = Field(pattern=NAME_PATTERN)
+    derived: dict[str, str] = Field(default_factory=dict, description="name -> pandas expression")
+    columns: dict[str, ColumnSpec]
+
+
+class ModelSpec(_Strict):
+    task: Literal["classification", "regression"]
+    name: str = Field(default="", description="registered model name; defaults to the use-case name")
+    feature_service: str = Field(pattern=NAME_PATTERN)
+    numeric_features: list[str] = Field(default_factory=list)
+    categorical_features: list[str] = Field(default_factory=list)
+    estimator: str = Field(description="dotted path of a scikit-learn estimator class")
+    params: dict[str, Any] = Field(default_factory=dict)
+    primary_metric: str
+    metrics: list[str]
+    holdout_days: int = Field(ge=1)
+    min_training_rows: int = Field(ge=10)
+    training_window_days: int | None = Field(default=None, ge=1)
+    retrain_after_days: int = Field(default=7, ge=0)
+    reference_sample_size: int = Field(default=5000, ge=100)
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator_is_dotted(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", value):
+            raise ValueError("must be a dotted path such as sklearn.linear_model.LogisticRegression")
+        return value
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric_features, *self.categorical_features]
+
+
+class PromotionSpec(_Strict):
+    """The gate a challenger must pass to become champion."""
+
+    min_primary_metric: float
+    max_regression: float = Field(ge=0.0, description="allowed drop of the primary metric vs champion")
+    segment_column: str | None = None
+    max_segment_regression: float = Field(default=0.05, ge=0.0)
+    min_segment_rows: int = Field(default=50, ge=1)
+    evaluation_days: int = Field(ge=1, description="the fresh window both models are scored on")
+    require_approval: bool = False
+
+
+class ScoringSpec(_Strict):
+    chunk_rows: int = Field(default=50_000, ge=100)
+    partitions: int = Field(default=1, ge=1, le=64)
+
+
+class DriftSpec(_Strict):
+    window_days: int = Field(ge=1)
+    sample_size: int = Field(ge=100)
+    seed: int = 0
+    method: str | None = Field(default=None, description="Evidently stat test, e.g. 'psi'; None = auto")
+    threshold: float | None = None
+    drifted_share: float = Field(gt=0.0, le=1.0, description="share of drifted features that means drift")
+    key_features: list[str] = Field(default_factory=list)
+    max_quality_drop: float = Field(default=0.05, ge=0.0)
+    cooldown_hours: float = Field(default=24.0, ge=0.0)
+
+
+class ScheduleSpec(_Strict):
+    start_date: dt.date
+    ingestion: str = "@daily"
+    scoring: str = "@daily"
+    drift: str = "@daily"
+    raw_batch_timeout_hours: float = Field(default=12.0, gt=0.0)
+
+
+class GeneratorSpec(_Strict):
+    callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:function")
+    params: dict[str, Any] = Field(default_factory=dict)
+    drift_param: str | None = Field(default=None, description="the parameter taking the drift start date")
+
+
+class UseCaseSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str
+    owner: str = "ml-platform"
+    entity: EntitySpec
+    raw: RawSpec
+    labels: LabelSpec
+    features: FeatureSpec
+    model: ModelSpec
+    promotion: PromotionSpec
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    drift: DriftSpec
+    schedule: ScheduleSpec
+    generator: GeneratorSpec | None = None
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> UseCaseSpec:
+        raw_cols = set(self.raw.columns)
+        for required in (self.entity.join_key, self.raw.timestamp_column):
+            if required not in raw_cols:
+                raise ValueError(f"raw.columns must declare '{required}'")
+        for col in self.raw.unique:
+            if col not in raw_cols:
+                raise ValueError(f"raw.unique names unknown column '{col}'")
+        available = raw_cols | set(self.features.derived)
+        for col in self.features.columns:
+            if col not in available:
+                raise ValueError(f"features.columns.{col} is neither a raw column nor derived")
+        for col in self.model.features:
+            if col not in self.features.columns:
+                raise ValueError(f"model feature '{col}' is not in features.columns")
+        if not self.model.features:
+            raise ValueError("model needs at least one numeric or categorical feature")
+        allowed = CLASSIFICATION_METRICS if self.model.task == "classification" else REGRESSION_METRICS
+        for metric in (self.model.primary_metric, *self.model.metrics):
+            if metric not in allowed:
+                raise ValueError(f"metric '{metric}' is not one of {list(allowed)} for {self.model.task}")
+        if self.model.primary_metric not in self.model.metrics:
+            raise ValueError("model.primary_metric must also be listed in model.metrics")
+        seg = self.promotion.segment_column
+        if seg is not None and seg not in self.model.categorical_features:
+            raise ValueError(f"promotion.segment_column '{seg}' must be a categorical model feature")
+        for col in self.drift.key_features:
+            if col not in self.model.features:
+                raise ValueError(f"drift.key_features names '{col}', which is not a model feature")
+        if self.model.task == "classification" and self.labels.dtype != "int64":
+            raise ValueError("classification labels must have dtype int64 (0/1)")
+        return self
+
+    # Names derived from the spec, in one place so DAGs, operators and tests agree.
+    @property
+    def registered_model_name(self) -> str:
+        return self.model.name or self.name
+
+    @property
+    def experiment_name(self) -> str:
+        return f"mlloop/{self.name}"
+
+    def dag_id(self, stage: str) -> str:
+        return f"{self.name}__{stage}"
+
+    @property
+    def label_columns(self) -> dict[str, str]:
+        """Schema of a label-event batch: entity key, the observation time it labels, the label."""
+        return {
+            self.entity.join_key: self.entity.dtype,
+            self.raw.timestamp_column: "datetime",
+            self.labels.column: self.labels.dtype,
+        }
+
+    def load_estimator_class(self) -> type:
+        module, _, cls = self.model.estimator.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
+            raise SpecError(f"{self.name}: model.estimator '{self.model.estimator}' cannot be imported: {exc}") from exc
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"field '{field}': {err['msg']}")
+    return f"invalid use-case spec {path}: " + "; ".join(lines)
+
+
+def load_spec(path: str | Path) -> UseCaseSpec:
+    """Read and validate one spec file; raise :class:`SpecError` naming the file and field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"cannot read use-case spec {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"use-case spec {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"use-case spec {path} must be a mapping at the top level")
+    try:
+        spec = UseCaseSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(path, exc)) from exc
+    if spec.name != path.stem:
+        raise SpecError(f"invalid use-case spec {path}: field 'name': '{spec.name}' must equal the file name")
+    return spec
+
+
+def load_specs(directory: str | Path | None = None) -> list[UseCaseSpec]:
+    """All specs in the use-case folder, sorted by name. An invalid one raises (it must be seen)."""
+    folder = Path(directory) if directory is not None else get_settings().use_cases_dir
+    return [load_spec(p) for p in sorted(folder.glob("*.yaml"))]
+
+
+@functools.cache
+def _cached_spec(name: str, folder: str) -> UseCaseSpec:
+    return load_spec(Path(folder) / f"{name}.yaml")
+
+
+def get_spec(name: str) -> UseCaseSpec:
+    """The spec of one use case by name, as tasks look it up at run time."""
+    folder = get_settings().use_cases_dir
+    if not (folder / f"{name}.yaml").exists():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise SpecError(f"no use-case spec named '{name}' in {folder} (known: {known})")
+    return _cached_spec(name, str(folder))

@@ -1,0 +1,179 @@
+"""One storage root, local folder or ``s3://``, behind one fsspec filesystem.
+
+Code never branches on local vs S3: it asks a :class:`Storage` for paths and reads/writes through
+it. Writes are atomic (a temporary sibling is written whole, then moved into place; a move is an
+``os.replace`` locally and a single PUT-by-copy on S3), so readers see the old file or the new one,
+never half of one; rerunning an interval replaces its partition instead of appending to it.
+
+The layout under the root, partitioned by use case and interval::
+
+    landing/<use_case>/<dataset>/date=YYYY-MM-DD/batch.parquet      raw batches as they land
+    quarantine/<use_case>/<dataset>/date=YYYY-MM-DD/rows.parquet    rejected rows with reasons
+    staging/<use_case>/<dataset>/date=YYYY-MM-DD/data.parquet       validated rows between tasks
+    features/<use_case>/<dataset>/date=YYYY-MM-DD/data.parquet      Feast offline source partitions
+    predictions/<use_case>/date=YYYY-MM-DD/data.parquet              one partition per interval
+    reports/<use_case>/drift/date=YYYY-MM-DD/report.{html,json}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from fsspec import AbstractFileSystem
+
+AREAS = ("landing", "quarantine", "staging", "features", "predictions", "reports")
+
+
+class StorageError(RuntimeError):
+    """A storage read or write failed; the message names the path and what to check."""
+
+
+def partition_name(day: dt.date) -> str:
+    return f"date={day.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A storage root plus the filesystem that reaches it."""
+
+    url: str
+    fs: AbstractFileSystem
+
+    @classmethod
+    def from_url(cls, url: str, **storage_options: Any) -> Storage:
+        fs, _ = url_to_fs(url, **storage_options)
+        return cls(url=url.rstrip("/"), fs=fs)
+
+    @classmethod
+    def from_filesystem(cls, url: str, fs: AbstractFileSystem) -> Storage:
+        return cls(url=url.rstrip("/"), fs=fs)
+
+    # ----------------------------------------------------------------- paths
+    def path(self, *parts: str) -> str:
+        """Full URL of ``parts`` under the root (what users see in logs and UIs)."""
+        return "/".join([self.url, *(p.strip("/") for p in parts if p)])
+
+    def partition(self, area: str, use_case: str, dataset: str | None, day: dt.date, filename: str) -> str:
+        if area not in AREAS:
+            raise ValueError(f"unknown storage area {area!r}; expected one of {AREAS}")
+        parts = [area, use_case, *([dataset] if dataset else []), partition_name(day), filename]
+        return self.path(*parts)
+
+    def contains(self, url: str) -> bool:
+        """Whether ``url`` lies under this root (trigger input must not escape it)."""
+        root = self._strip(self.url).rstrip("/") + "/"
+        target = self._strip(url)
+        return "/../" not in f"/{target}/" and target.startswith(root)
+
+    def _strip(self, url: str) -> str:
+        return str(self.fs._strip_protocol(url))
+
+    # ------------------------------------------------------------ reading
+    def exists(self, url: str) -> bool:
+        return bool(self.fs.exists(self._strip(url)))
+
+    def glob(self, pattern: str) -> list[str]:
+        protocol = self.url.split("://", 1)[0] + "://" if "://" in self.url else ""
+        return sorted(protocol + p for p in self.fs.glob(self._strip(pattern)))
+
+    def read_bytes(self, url: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self._strip(url)))
+        except FileNotFoundError as exc:
+            raise StorageError(f"{url} does not exist") from exc
+
+    def read_table(self, url: str, columns: list[str] | None = None) -> pa.Table:
+        """Read one parquet file; a missing, truncated or non-parquet file raises StorageError."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(self._strip(url), columns=columns, filesystem=self.fs)
+        except FileNotFoundError as exc:
+            raise StorageError(f"{url} does not exist") from exc
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise StorageError(
+                f"{url} is not a readable parquet file ({exc}); it may be truncated, empty or "
+                "another format named .parquet: re-deliver the file"
+            ) from exc
+
+    def read_frame(self, url: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return arrow_to_pandas(self.read_table(url, columns=columns))
+
+    def iter_batches(self, url: str, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream a parquet file in record batches so memory does not grow with the file."""
+        import pyarrow.parquet as pq
+
+        with self.fs.open(self._strip(url), "rb") as handle:
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=columns)
+
+    # ------------------------------------------------------------ writing
+    @contextmanager
+    def atomic_path(self, url: str) -> Iterator[str]:
+        """Yield a temporary sibling of ``url``; on success it is moved over ``url`` in one step.
+
+        The temporary name starts with a dot and does not end in ``.parquet``, so readers that glob
+        ``*.parquet`` (Feast's offline store, DuckDB) never pick up a half-written file.
+        """
+        final = self._strip(url)
+        parent, _, name = final.rpartition("/")
+        tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex}"
+        self.fs.makedirs(parent, exist_ok=True)
+        try:
+            yield tmp
+            self.fs.mv(tmp, final)
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+
+    def write_table(self, table: pa.Table, url: str) -> str:
+        import pyarrow.parquet as pq
+
+        with self.atomic_path(url) as tmp:
+            pq.write_table(table, tmp, filesystem=self.fs)
+        return url
+
+    def write_frame(self, frame: pd.DataFrame, url: str) -> str:
+        import pyarrow as pa
+
+        return self.write_table(pa.Table.from_pandas(frame, preserve_index=False), url)
+
+    def write_bytes(self, data: bytes, url: str) -> str:
+        with self.atomic_path(url) as tmp, self.fs.open(tmp, "wb") as handle:
+            handle.write(data)
+        return url
+
+    def delete(self, url: str) -> None:
+        path = self._strip(url)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas keeping integer columns with nulls as nullable ``Int64``, not float.
+
+    A null in an integer key must stay a null in an integer column so validation can quarantine
+    that row instead of rejecting the whole batch for a "float" key.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    mapping = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}
+    return table.to_pandas(types_mapper=mapping.get)
+
+
+def local_storage(root: str) -> Storage:
+    """Storage on a local folder (tests and the embedded default)."""
+    return Storage.from_filesystem(root, fsspec.filesystem("file"))

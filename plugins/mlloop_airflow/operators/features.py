@@ -1,0 +1,28 @@
+"""Build one interval's feature partition from its validated rows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlloop_airflow.operators.base import UseCaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class BuildFeaturesOperator(UseCaseOperator):
+    """Derive the use case's features from the interval's validated observations.
+
+    Writes ``features/<use_case>/<feature_view>/date=<day>/data.parquet`` (the Feast offline
+    source) atomically: a rerun replaces the partition, readers never see half of it.
+    """
+
+    ui_color = "#d9ecf4"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlloop.ingestion import write_feature_partition
+
+        day = self.resolve_day(context)
+        path, rows = write_feature_partition(self.storage_hook.storage, self.spec, day)
+        self.log.info("Wrote %d feature rows for %s to %s", rows, day, path)
+        return {"path": path, "rows": rows, "day": day.isoformat()}

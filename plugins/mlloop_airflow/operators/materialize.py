@@ -1,0 +1,55 @@
+"""Feast operators: materialize one interval into the online store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from mlloop_airflow.hooks.feature_store import FeastHook
+from mlloop_airflow.operators.base import UseCaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class FeastMaterializeOperator(UseCaseOperator):
+    """Materialize exactly the run's interval of the given feature views into the online store.
+
+    If a later interval was materialized before (a backfill of an older day), the window extends
+    to that watermark so the online store ends with the newest values, not the re-ingested ones.
+    Deploying the registry (``feast apply``) is not done here: it resets materialization
+    watermarks and belongs to deployment (``make feast-apply``), not to every interval.
+
+    :param feature_views: names of the Feast feature views; default: the spec's feature view. (templated)
+    """
+
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "feature_views")
+    ui_color = "#f4e3d9"
+
+    def __init__(self, *, feature_views: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.feature_views = feature_views
+
+    @cached_property
+    def feast_hook(self) -> FeastHook:
+        return FeastHook()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlloop.feature_store import materialize_interval
+        from mlloop.ingestion import day_bounds
+
+        day = self.resolve_day(context)
+        views = list(self.feature_views or [self.spec.features.feature_view])
+        start, end = day_bounds(day)
+        self.log.info("Materializing %s for %s into the online store", views, day)
+        window = materialize_interval(self.feast_hook.store, views, start, end)
+        self.log.info("%s", window.describe())
+        result = {
+            "day": day.isoformat(),
+            "feature_views": views,
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+        }
+        self.set_outlet_extra(context, result)
+        return result

@@ -1,0 +1,91 @@
+"""Test harness: every test session gets its own AIRFLOW_HOME and MLLOOP_HOME.
+
+The environment is set here, at import, because Airflow reads its configuration when it is first
+imported. Nothing in a developer's own Airflow or mlloop installation is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlloop-tests-"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(SESSION_DIR / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "MLLOOP_HOME": str(SESSION_DIR / "mlloop"),
+        "MLLOOP_SENSOR_POKE_SECONDS": "1",
+        "MLLOOP_RETRY_DELAY_SECONDS": "1",
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+)
+for name in (
+    "MLLOOP_STORAGE_ROOT",
+    "MLLOOP_STORAGE_CONN_ID",
+    "MLFLOW_TRACKING_URI",
+    "MLLOOP_MLFLOW_ARTIFACT_ROOT",
+    "MLLOOP_FEAST_REGISTRY",
+    "MLLOOP_FEAST_ONLINE_STORE",
+    "MLLOOP_USE_CASES_DIR",
+    "MLLOOP_FEAST_REPO",
+):
+    os.environ.pop(name, None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not os.environ.get("MLLOOP_KEEP_TEST_DIRS"):
+        shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata DB (file SQLite: dag.test() cannot use an in-memory one)."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture
+def mlloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty, private MLLOOP_HOME for one test (storage root, Feast, MLflow live under it)."""
+    home = tmp_path / "mlloop"
+    monkeypatch.setenv("MLLOOP_HOME", str(home))
+    for name in ("MLLOOP_STORAGE_ROOT", "MLLOOP_FEAST_REGISTRY", "MLLOOP_FEAST_ONLINE_STORE", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def storage(mlloop_home: Path):  # type: ignore[no-untyped-def]
+    from mlloop.settings import get_settings
+    from mlloop.storage import Storage
+
+    return Storage.from_url(get_settings().storage_root)
+
+
+@pytest.fixture
+def spec():  # type: ignore[no-untyped-def]
+    from mlloop.spec import get_spec
+
+    return get_spec("credit_risk")
+
+
+@pytest.fixture
+def feast_registry(mlloop_home: Path) -> Iterator[Path]:
+    """The project's feature repo applied to this test's private registry and online store."""
+    from mlloop.feature_store import apply_registry
+
+    apply_registry()
+    yield mlloop_home / "feast"
