@@ -12,7 +12,14 @@ from airflow.sdk import DAG
 
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import features_asset
-from mlloop_airflow.dag_defaults import day_param, default_args, sensor_poke_seconds, start_date, tags
+from mlloop_airflow.dag_defaults import (
+    day_param,
+    default_args,
+    interval_timetable,
+    sensor_poke_seconds,
+    start_date,
+    tags,
+)
 from mlloop_airflow.operators.features import BuildFeaturesOperator
 from mlloop_airflow.operators.materialize import FeastMaterializeOperator
 from mlloop_airflow.operators.validation import ValidateBatchOperator
@@ -47,7 +54,7 @@ for spec in load_specs():
     with DAG(
         dag_id=spec.dag_id("feature_ingestion"),
         description=f"Validate {spec.name}'s daily raw batch and load its features into Feast",
-        schedule=spec.schedule.ingestion,
+        schedule=interval_timetable(spec.schedule.ingestion),
         start_date=start_date(spec),
         catchup=False,
         max_active_runs=4,
@@ -58,7 +65,7 @@ for spec in load_specs():
             name=spec.name,
             dag_id=spec.dag_id("feature_ingestion"),
             fv=spec.features.feature_view,
-            schedule=spec.schedule.ingestion,
+            schedule=interval_timetable(spec.schedule.ingestion),
             max_bad=spec.raw.max_bad_row_share,
         ),
     ):

@@ -121,6 +121,9 @@ def apply_registry(settings: Settings | None = None) -> None:
     for name, module in list(sys.modules.items()):
         if getattr(module, "__file__", None) and str(module.__file__).startswith(str(repo) + os.sep):
             del sys.modules[name]
+    if str(repo) not in sys.path:
+        # Feast imports the repo's files as top-level modules; its CLI puts the repo on sys.path too.
+        sys.path.append(str(repo))
     config = load_repo_config(repo, repo / "feature_store.yaml")
     cwd = Path.cwd()
     try:

@@ -32,6 +32,14 @@ class SpecError(ValueError):
     """A use-case spec is missing, unreadable or invalid. The message names file and field."""
 
 
+class FieldError(ValueError):
+    """A rule spanning several sections failed; ``field`` is the dotted path to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -181,33 +189,38 @@ class UseCaseSpec(_Strict):
         raw_cols = set(self.raw.columns)
         for required in (self.entity.join_key, self.raw.timestamp_column):
             if required not in raw_cols:
-                raise ValueError(f"raw.columns must declare '{required}'")
+                raise FieldError("raw.columns", f"must declare '{required}'")
         for col in self.raw.unique:
             if col not in raw_cols:
-                raise ValueError(f"raw.unique names unknown column '{col}'")
+                raise FieldError("raw.unique", f"names unknown column '{col}'")
         available = raw_cols | set(self.features.derived)
         for col in self.features.columns:
             if col not in available:
-                raise ValueError(f"features.columns.{col} is neither a raw column nor derived")
-        for col in self.model.features:
-            if col not in self.features.columns:
-                raise ValueError(f"model feature '{col}' is not in features.columns")
+                raise FieldError(f"features.columns.{col}", "is neither a raw column nor a derived feature")
+        for kind in ("numeric_features", "categorical_features"):
+            for col in getattr(self.model, kind):
+                if col not in self.features.columns:
+                    raise FieldError(f"model.{kind}", f"'{col}' is not in features.columns")
         if not self.model.features:
-            raise ValueError("model needs at least one numeric or categorical feature")
+            raise FieldError("model", "needs at least one numeric or categorical feature")
         allowed = CLASSIFICATION_METRICS if self.model.task == "classification" else REGRESSION_METRICS
-        for metric in (self.model.primary_metric, *self.model.metrics):
-            if metric not in allowed:
-                raise ValueError(f"metric '{metric}' is not one of {list(allowed)} for {self.model.task}")
+        for name, metrics in (
+            ("model.primary_metric", [self.model.primary_metric]),
+            ("model.metrics", self.model.metrics),
+        ):
+            for metric in metrics:
+                if metric not in allowed:
+                    raise FieldError(name, f"'{metric}' is not one of {list(allowed)} for {self.model.task}")
         if self.model.primary_metric not in self.model.metrics:
-            raise ValueError("model.primary_metric must also be listed in model.metrics")
+            raise FieldError("model.primary_metric", "must also be listed in model.metrics")
         seg = self.promotion.segment_column
         if seg is not None and seg not in self.model.categorical_features:
-            raise ValueError(f"promotion.segment_column '{seg}' must be a categorical model feature")
+            raise FieldError("promotion.segment_column", f"'{seg}' must be a categorical model feature")
         for col in self.drift.key_features:
             if col not in self.model.features:
-                raise ValueError(f"drift.key_features names '{col}', which is not a model feature")
+                raise FieldError("drift.key_features", f"'{col}' is not a model feature")
         if self.model.task == "classification" and self.labels.dtype != "int64":
-            raise ValueError("classification labels must have dtype int64 (0/1)")
+            raise FieldError("labels.dtype", "classification labels must be int64 (0/1)")
         return self
 
     # Names derived from the spec, in one place so DAGs, operators and tests agree.
@@ -242,6 +255,10 @@ class UseCaseSpec(_Strict):
 def _format_validation_error(path: Path, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            lines.append(f"field '{cause.field}': {cause}")
+            continue
         field = ".".join(str(part) for part in err["loc"]) or "(top level)"
         lines.append(f"field '{field}': {err['msg']}")
     return f"invalid use-case spec {path}: " + "; ".join(lines)

@@ -111,6 +111,26 @@ class Storage:
     def read_frame(self, url: str, columns: list[str] | None = None) -> pd.DataFrame:
         return arrow_to_pandas(self.read_table(url, columns=columns))
 
+    def read_schema(self, url: str) -> pa.Schema:
+        """The Arrow schema of one parquet file, from its footer (no data is read)."""
+        import pyarrow.parquet as pq
+
+        try:
+            with self.fs.open(self._strip(url), "rb") as handle:
+                return pq.read_schema(handle)
+        except FileNotFoundError as exc:
+            raise StorageError(f"{url} does not exist") from exc
+
+    def row_count(self, url: str) -> int:
+        """Rows of one parquet file, from its footer (no data is read)."""
+        import pyarrow.parquet as pq
+
+        try:
+            with self.fs.open(self._strip(url), "rb") as handle:
+                return int(pq.ParquetFile(handle).metadata.num_rows)
+        except FileNotFoundError as exc:
+            raise StorageError(f"{url} does not exist") from exc
+
     def iter_batches(self, url: str, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream a parquet file in record batches so memory does not grow with the file."""
         import pyarrow.parquet as pq
@@ -154,6 +174,13 @@ class Storage:
         with self.atomic_path(url) as tmp, self.fs.open(tmp, "wb") as handle:
             handle.write(data)
         return url
+
+    def move(self, src: str, dst: str) -> str:
+        """Move a complete file over ``dst`` in one step (``os.replace`` locally, one copy on S3)."""
+        target = self._strip(dst)
+        self.fs.makedirs(target.rpartition("/")[0], exist_ok=True)
+        self.fs.mv(self._strip(src), target)
+        return dst
 
     def delete(self, url: str) -> None:
         path = self._strip(url)

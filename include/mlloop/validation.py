@@ -370,3 +370,18 @@ def validate_table(
         )
         raise BatchRejected(report, quarantined.reset_index(drop=True))
     return ValidationResult(valid=valid, quarantined=quarantined.reset_index(drop=True), report=report)
+
+
+def run_expectations(frame: pd.DataFrame, suite_name: str, expectations: list[Any]) -> list[Any]:
+    """Run GX expectations about a table as a whole; return GX's result per expectation.
+
+    For checks where quarantining single rows makes no sense (a label's class balance, a target
+    that never varies); row rules go through :func:`validate_table`.
+    """
+    result = _run_suite(_gx_context(), suite_name, expectations, frame, {"result_format": "SUMMARY"})
+    for res in result.results:
+        if res.exception_info and res.exception_info.get("raised_exception"):
+            raise RuntimeError(
+                f"expectation {res.expectation_config.type} raised: {res.exception_info['exception_message']}"
+            )
+    return list(result.results)

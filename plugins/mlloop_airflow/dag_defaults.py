@@ -9,7 +9,7 @@ import datetime as dt
 import os
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Param
+from airflow.sdk import CronDataIntervalTimetable, Param
 
 if TYPE_CHECKING:
     from mlloop.spec import UseCaseSpec
@@ -29,7 +29,20 @@ def default_args(spec: UseCaseSpec) -> dict[str, Any]:
     }
 
 
+def interval_timetable(expression: str) -> CronDataIntervalTimetable:
+    """A schedule whose runs cover a data interval (the day before the run, for ``@daily``).
+
+    Airflow 3 turns a plain cron string into a *trigger* timetable whose runs have an empty
+    interval starting at the run time, so ``@daily`` would process the current, incomplete day.
+    Per-interval DAGs (ingestion, scoring, drift) need the previous, complete day.
+    """
+    return CronDataIntervalTimetable(expression, timezone="UTC")
+
+
 def sensor_poke_seconds() -> float:
+    """Reschedule-mode poke interval. Keep it >= 30 s on a real scheduler: a shorter one can
+    re-queue the sensor before the executor has reported its previous try, which Airflow 3.3
+    then marks failed ("finished with state success, but the task instance's state is queued")."""
     return float(os.environ.get("MLLOOP_SENSOR_POKE_SECONDS", "60"))
 
 

@@ -49,3 +49,8 @@ class UseCaseOperator(BaseOperator):
         """Attach ``extra`` to the asset events this task emits (consumers read it)."""
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
+
+    def triggering_asset_extras(self, context: Context) -> list[dict[str, Any]]:
+        """The ``extra`` of every asset event that triggered this run (none for manual runs)."""
+        events = context.get("triggering_asset_events") or {}
+        return [dict(event.extra or {}) for asset_events in events.values() for event in asset_events]

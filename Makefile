@@ -1,0 +1,71 @@
+# The verbs people type. Every target installs what it needs first (uv + the locked virtualenv).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(CURDIR)/.tools/bin/uv
+endif
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+# .pyc files are compiled at install time: the environment may forbid writing them later
+# (PYTHONDONTWRITEBYTECODE), and without them every task re-compiles Airflow, Feast, MLflow...
+export UV_COMPILE_BYTECODE := 1
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install demo up down status test test-fast lint format feast-apply mlflow-ui bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced  ## create .venv from uv.lock (uv is bootstrapped if missing)
+
+demo: install  ## run the whole loop on a local Airflow 3 and leave the UI up
+	$(PY) scripts/demo.py
+
+up: install  ## start the local Airflow 3 (no demo data)
+	$(PY) scripts/airflow_local.py up
+
+down:  ## stop the local Airflow
+	@if [ -x $(PY) ]; then $(PY) scripts/airflow_local.py down; fi
+
+status: install  ## is the local Airflow up, and its login
+	$(PY) scripts/airflow_local.py status
+
+test: install  ## the whole test suite: unit, Airflow integration, end to end
+	$(VENV)/bin/pytest
+
+test-fast: install  ## unit and integration tests, without the end-to-end ones
+	$(VENV)/bin/pytest -m "not e2e and not services and not browser"
+
+lint: install  ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+feast-apply: install  ## deploy feature_repo/ into the Feast registry of $$MLLOOP_HOME
+	@eval "$$($(PY) -c 'from mlloop.settings import get_settings; s=get_settings(); s.export_feast_environment(); print(" ".join(f"export {k}=\x27{v}\x27;" for k, v in s.feast_environment().items()))')" && \
+		cd feature_repo && $(VENV)/bin/feast apply
+
+mlflow-ui: install  ## browse runs, models and aliases of the local MLflow store
+	$(PY) -c 'from mlloop.settings import get_settings; print(get_settings().mlflow_tracking_uri)' | \
+		xargs -I{} $(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri {}
+
+bench: install  ## benchmarks against their raw limits (bench/README.md)
+	$(PY) -m bench
+
+clean: down  ## remove the local state (.mlloop) and caches
+	rm -rf .mlloop .pytest_cache .mypy_cache .ruff_cache

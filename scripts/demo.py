@@ -1,0 +1,317 @@
+"""The main job: run the whole ML loop on a local Airflow 3, the way a user would.
+
+    python scripts/demo.py [--use-case credit_risk] [--keep-running | --stop]
+
+1. lands generated raw batches for 8 past days, deploys the Feast registry, starts Airflow 3
+   (``airflow standalone``: API server + UI, scheduler, DAG processor, triggerer);
+2. backfills feature ingestion over those days; the features Asset starts training, the challenger
+   Asset starts the gated promotion, and the first model becomes champion;
+3. backfills batch scoring and runs a drift check (no drift expected);
+4. switches the generator's drift scenario on and lands 4 more days; ingests and scores them;
+   the drift check for the last day finds drift and triggers retraining, whose challenger goes
+   through the gate again;
+5. prints a summary and leaves the UI running (``make down`` stops it).
+
+Everything goes through Airflow's scheduler and REST API; nothing calls the pipeline's Python
+functions behind Airflow's back. The state lives under ``$MLLOOP_HOME`` (default ``.mlloop/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from airflow_local import ROOT, AirflowClient, AirflowError, LocalAirflow, mlloop_home  # noqa: E402
+
+PHASE1_DAYS = 8
+PHASE2_DAYS = 4
+STAGES = ("feature_ingestion", "training", "promotion", "batch_scoring", "drift_monitoring", "rollback")
+DEMO_MARKER = ".mlloop-demo-home"
+
+
+@dataclass
+class LoopResult:
+    """What the loop did, for the summary and for the end-to-end test's assertions."""
+
+    use_case: str
+    phase1: list[dt.date]
+    phase2: list[dt.date]
+    started: float = field(default_factory=time.monotonic)
+    step_times: dict[str, float] = field(default_factory=dict)
+    drift_verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class Loop:
+    def __init__(self, airflow: LocalAirflow, use_case: str, today: dt.date, poke_seconds: int = 30):
+        self.airflow = airflow
+        self.use_case = use_case
+        self.today = today
+        days = [today - dt.timedelta(days=n) for n in range(PHASE1_DAYS + PHASE2_DAYS, 0, -1)]
+        self.result = LoopResult(use_case, days[:PHASE1_DAYS], days[PHASE1_DAYS:])
+        self.client: AirflowClient | None = None
+        self.poke_seconds = poke_seconds
+
+    # ------------------------------------------------------------------ output
+    def say(self, message: str) -> None:
+        print(f"[{self.result.elapsed():6.0f}s] {message}", flush=True)
+
+    def dag_id(self, stage: str) -> str:
+        return f"{self.use_case}__{stage}"
+
+    @property
+    def api(self) -> AirflowClient:
+        assert self.client is not None, "Airflow is not started"
+        return self.client
+
+    # ------------------------------------------------------------------ setup
+    def env(self) -> dict[str, str]:
+        return self.airflow.env()
+
+    def land(self, days: list[dt.date], drift_from: dt.date | None = None) -> None:
+        cmd = [sys.executable, "-m", "mlloop.landing", self.use_case, "--start", str(days[0]), "--end", str(days[-1])]
+        if drift_from:
+            cmd += ["--drift-from", str(drift_from)]
+        out = subprocess.run(cmd, env=self.env(), check=True, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            self.say(f"  {line}")
+
+    def feast_apply(self) -> None:
+        env = self.env()
+        script = "from mlloop.settings import get_settings; print(__import__('json').dumps(get_settings().feast_environment()))"
+        feast_env = json.loads(
+            subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True).stdout
+        )
+        env.update(feast_env)
+        feast = str(Path(sys.executable).parent / "feast")
+        subprocess.run([feast, "apply"], cwd=ROOT / "feature_repo", env=env, check=True, capture_output=True)
+
+    def start_airflow(self) -> None:
+        self.airflow.start()
+        self.client = self.airflow.client()
+        dags = [self.dag_id(stage) for stage in STAGES]
+        self.api.wait_for_dags(dags)
+        for dag_id in dags:
+            self.api.set_paused(dag_id, False)
+
+    # ------------------------------------------------------------------ waiting
+    def runs(self, stage: str) -> list[dict[str, Any]]:
+        return self.api.runs(self.dag_id(stage))
+
+    def progress(self, stages: tuple[str, ...]) -> str:
+        parts = []
+        for stage in stages:
+            counts = Counter(r["state"] for r in self.runs(stage))
+            if counts:
+                parts.append(f"{stage}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        return "; ".join(parts)
+
+    def wait_quiet(self, stages: tuple[str, ...], what: str, timeout: float, settle: float = 20.0) -> None:
+        """Wait until no run of these stages is queued or running, twice ``settle`` seconds apart
+        (an Asset event may start a downstream run a moment after the upstream one finishes)."""
+        last_report = 0.0
+        quiet_since: float | None = None
+
+        def quiet() -> bool:
+            nonlocal last_report, quiet_since
+            active = any(r["state"] in ("queued", "running") for s in stages for r in self.runs(s))
+            if time.monotonic() - last_report > 30:
+                self.say(f"  ... {self.progress(stages)}")
+                last_report = time.monotonic()
+            if active:
+                quiet_since = None
+                return False
+            quiet_since = quiet_since or time.monotonic()
+            return time.monotonic() - quiet_since >= settle
+
+        self.api.wait_until(what, quiet, timeout, poll=3)
+
+    def wait_runs(self, stage: str, run_ids: set[str], timeout: float) -> list[dict[str, Any]]:
+        def done() -> bool:
+            states = {r["dag_run_id"]: r["state"] for r in self.runs(stage)}
+            return all(states.get(rid) in ("success", "failed") for rid in run_ids)
+
+        self.api.wait_until(f"{stage} runs {sorted(run_ids)}", done, timeout, poll=3)
+        return [r for r in self.runs(stage) if r["dag_run_id"] in run_ids]
+
+    def backfill(self, stage: str, days: list[dt.date], timeout: float) -> list[dict[str, Any]]:
+        """Backfill ``days`` of a per-interval DAG and wait for those runs (skipping days that
+        already have a run, e.g. the scheduler's own run for yesterday)."""
+        existing = {r["logical_date"][:10] for r in self.runs(stage) if r.get("logical_date")}
+        todo = [d for d in days if d.isoformat() not in existing]
+        if todo:
+            self.api.backfill(self.dag_id(stage), todo[0], todo[-1], max_active_runs=3)
+        wanted = {d.isoformat() for d in days}
+
+        def done() -> bool:
+            runs = [r for r in self.runs(stage) if (r.get("logical_date") or "")[:10] in wanted]
+            return len(runs) >= len(wanted) and all(r["state"] in ("success", "failed") for r in runs)
+
+        last = [0.0]
+
+        def report() -> None:
+            if time.monotonic() - last[0] > 30:
+                self.say(f"  ... {self.progress((stage, 'training', 'promotion'))}")
+                last[0] = time.monotonic()
+
+        self.api.wait_until(f"{stage} for {days[0]}..{days[-1]}", done, timeout, poll=3, on_poll=report)
+        runs = [r for r in self.runs(stage) if (r.get("logical_date") or "")[:10] in wanted]
+        failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
+        if failed:
+            raise AirflowError(f"{stage} runs failed: {failed}; open them in the UI ({self.airflow.url})")
+        return runs
+
+    # ------------------------------------------------------------------ reading results
+    def storage_root(self) -> Path:
+        return self.airflow.home / "storage"
+
+    def drift_report(self, day: dt.date) -> dict[str, Any]:
+        path = self.storage_root() / "reports" / self.use_case / "drift" / f"date={day}" / "report.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    # ------------------------------------------------------------------ the loop
+    def step(self, name: str) -> None:
+        self.result.step_times[name] = self.result.elapsed()
+        self.say(name)
+
+    def run(self) -> LoopResult:
+        r = self.result
+        self.step(f"Landing raw batches for {r.phase1[0]}..{r.phase1[-1]} (the upstream system's job)")
+        self.land(r.phase1)
+        self.step("Deploying the Feast registry (feast apply)")
+        self.feast_apply()
+        self.step(f"Starting Airflow 3 on {self.airflow.url}")
+        self.start_airflow()
+        user, password = self.airflow.login()
+        self.say(f"  UI: {self.airflow.url}  login: {user} / {password}")
+
+        self.step(f"Phase 1: ingesting {len(r.phase1)} days; the features Asset starts training and promotion")
+        self.backfill("feature_ingestion", r.phase1, timeout=900)
+        self.wait_quiet(("training", "promotion"), "training and promotion to settle", timeout=600)
+        self.step(f"Scoring {r.phase1[-3]}..{r.phase1[-1]} with the champion")
+        self.backfill("batch_scoring", r.phase1[-3:], timeout=600)
+        self.step(f"Drift check for {r.phase1[-1]} (no drift expected)")
+        self.backfill("drift_monitoring", r.phase1[-1:], timeout=600)
+        r.drift_verdicts[r.phase1[-1].isoformat()] = self.drift_report(r.phase1[-1])
+        self.say(f"  verdict: {describe_verdict(r.drift_verdicts[r.phase1[-1].isoformat()])}")
+
+        self.step(f"Phase 2: switching the drift scenario on (income shock from {r.phase2[0]}) and landing 4 days")
+        self.land(r.phase2, drift_from=r.phase2[0])
+        self.step(f"Ingesting and scoring {r.phase2[0]}..{r.phase2[-1]}")
+        self.backfill("feature_ingestion", r.phase2, timeout=900)
+        self.backfill("batch_scoring", r.phase2, timeout=600)
+        self.step(f"Drift check for {r.phase2[-1]}; on drift it triggers retraining")
+        self.backfill("drift_monitoring", r.phase2[-1:], timeout=600)
+        r.drift_verdicts[r.phase2[-1].isoformat()] = self.drift_report(r.phase2[-1])
+        self.say(f"  verdict: {describe_verdict(r.drift_verdicts[r.phase2[-1].isoformat()])}")
+        self.wait_quiet(("training", "promotion"), "the retraining and its promotion", timeout=600)
+        self.step("Done")
+        return r
+
+
+def describe_verdict(report: dict[str, Any]) -> str:
+    if not report:
+        return "no report found"
+    decision = report.get("decision") or {}
+    drift = decision.get("drift", report.get("drift"))
+    reasons = decision.get("reasons") or report.get("reasons") or []
+    return ("DRIFT: " if drift else "no drift: ") + ("; ".join(map(str, reasons)) or json.dumps(decision)[:200])
+
+
+def summary(loop: Loop) -> str:
+    """The closing screen: champion, rows scored, drift and what it triggered, where to look."""
+    code = (
+        "import json; from mlloop.spec import get_spec; from mlloop import registry as r;"
+        f"s=get_spec('{loop.use_case}'); c=r.mlflow_client(); a=r.aliases(c, s.registered_model_name);"
+        "v={k: r.get_version(c, s.registered_model_name, x).tags for k, x in a.items()};"
+        "print(json.dumps({'aliases': a, 'tags': v}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=loop.env(), capture_output=True, text=True)
+    registry = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
+    root = loop.storage_root()
+    predictions = sorted((root / "predictions" / loop.use_case).glob("date=*/data.parquet"))
+    rows = 0
+    if predictions:
+        import pyarrow.parquet as pq
+
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in predictions)
+    training_runs = loop.runs("training")
+    drift_triggered = [t for t in training_runs if (t.get("conf") or {}).get("reason", "").startswith("drift")]
+    user, password = loop.airflow.login()
+    lines = [
+        "",
+        "=" * 78,
+        f"The loop ran in {loop.result.elapsed() / 60:.1f} min.",
+        f"Model registry ({loop.use_case}): aliases {registry.get('aliases', registry)}",
+    ]
+    for alias, tags in (registry.get("tags") or {}).items():
+        decision = {k: v for k, v in tags.items() if "metric" in k or "decision" in k or k.startswith("gate")}
+        lines.append(f"  {alias}: {json.dumps(decision)[:300]}")
+    lines += [
+        f"Rows scored: {rows:,} in {len(predictions)} partitions under {root / 'predictions' / loop.use_case}",
+        "Drift checks:",
+        *[f"  {day}: {describe_verdict(rep)}" for day, rep in loop.result.drift_verdicts.items()],
+        f"Training runs triggered by drift: {len(drift_triggered)}"
+        + (f" ({drift_triggered[0]['dag_run_id']}: {drift_triggered[0]['state']})" if drift_triggered else ""),
+        f"Drift reports: {root / 'reports' / loop.use_case / 'drift'}",
+        f"Quarantined rows: {root / 'quarantine' / loop.use_case}",
+        f"Online store: {loop.airflow.home / 'feast' / 'online_store.db'} (read it with Feast: see README)",
+        f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
+        "MLflow UI: make mlflow-ui  (then http://127.0.0.1:5000)",
+        "=" * 78,
+    ]
+    return "\n".join(lines)
+
+
+def prepare_home(home: Path) -> None:
+    """Start from a clean demo home; refuse to wipe a folder the demo did not create."""
+    if home.exists() and any(home.iterdir()):
+        if not (home / DEMO_MARKER).exists():
+            raise SystemExit(f"{home} exists and was not created by the demo; set MLLOOP_HOME to an empty folder")
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / DEMO_MARKER).write_text("created by scripts/demo.py; `make demo` wipes and recreates this folder\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--use-case", default="credit_risk")
+    parser.add_argument("--stop", action="store_true", help="stop Airflow at the end instead of leaving the UI up")
+    args = parser.parse_args(argv)
+    home = mlloop_home()
+    airflow = LocalAirflow(home, extra_env={"MLLOOP_SENSOR_POKE_SECONDS": "30"})
+    airflow.stop()
+    prepare_home(home)
+    os.environ["MLLOOP_HOME"] = str(home)
+    loop = Loop(airflow, args.use_case, dt.datetime.now(dt.UTC).date())
+    try:
+        loop.run()
+        print(summary(loop), flush=True)
+    except Exception:
+        print(f"\nThe loop did not complete. Airflow is still up for you to look: {airflow.url}", file=sys.stderr)
+        print(f"Its log: {airflow.log_path}", file=sys.stderr)
+        raise
+    finally:
+        if args.stop:
+            airflow.stop()
+    if not args.stop:
+        print("Airflow keeps running for you to look around; `make down` stops it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
