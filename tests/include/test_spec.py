@@ -22,8 +22,7 @@ def write_variant(tmp_path: Path, edit) -> Path:  # type: ignore[no-untyped-def]
 
 def test_bundled_specs_load() -> None:
     specs = load_specs(BUNDLED.parent)
-    assert [s.name for s in specs][0] == "credit_risk"
-    spec = specs[0]
+    spec = next(s for s in specs if s.name == "credit_risk")
     assert spec.dag_id("training") == "credit_risk__training"
     assert set(spec.model.features) <= set(spec.features.columns)
     assert spec.load_estimator_class().__name__ == "HistGradientBoostingClassifier"
@@ -67,5 +66,5 @@ def test_unreadable_yaml_is_reported(tmp_path: Path) -> None:
 
 def test_unimportable_estimator_is_reported(tmp_path: Path) -> None:
     spec = load_spec(write_variant(tmp_path, lambda d: d["model"].update(estimator="sklearn.nothing.Here")))
-    with pytest.raises(SpecError, match="model.estimator 'sklearn.nothing.Here' cannot be imported"):
+    with pytest.raises(SpecError, match=r"model\.estimator 'sklearn\.nothing\.Here' cannot be imported"):
         spec.load_estimator_class()

@@ -117,15 +117,15 @@ def _applications(
     )
     dti = np.minimum(debt / income, 3.0)
     logit = (
-        -3.8
-        + 1.6 * dti
-        + 2.2 * (utilization - 0.4)
-        + 0.55 * late
-        + 0.9 * (employment == "unemployed")
-        + 1.1 * ((employment == "self_employed") & shocked)
-        + 0.5 * np.minimum(loan / income, 2.0)
-        + 0.6 * cust.risk_trait[idx]
-        - 0.012 * (age - 40)
+        -5.6
+        + 4.0 * dti
+        + 4.5 * (utilization - 0.4)
+        + 1.0 * late
+        + 1.2 * (employment == "unemployed")
+        + 1.4 * ((employment == "self_employed") & shocked)
+        + 0.8 * np.minimum(loan / income, 2.0)
+        + 0.25 * cust.risk_trait[idx]
+        - 0.015 * (age - 40)
     )
     return frame, 1.0 / (1.0 + np.exp(-logit))
 
