@@ -1,0 +1,145 @@
+"""Training: one DAG per use case, ``<use_case>__training``.
+
+Decide whether to train -> build the point-in-time training set from Feast -> validate it with
+Great Expectations -> train, evaluate on the newest days, log to MLflow, register a version with
+alias ``challenger`` -> update the challenger Asset, which starts promotion.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param
+
+from mlloop.spec import load_specs
+from mlloop_airflow.assets import challenger_asset, features_asset
+from mlloop_airflow.dag_defaults import DAY_PATTERN, default_args, start_date, tags
+from mlloop_airflow.operators.training import (
+    BuildTrainingSetOperator,
+    TrainingDecisionOperator,
+    TrainModelOperator,
+    ValidateTrainingSetOperator,
+)
+
+DOC = """
+### {name} · training
+
+**What it does**
+1. `decide_training` decides whether to train, and says why in its log. It trains when a **reason**
+   is given or **force** is on, when `{model}` has no version yet, or when the newest version's data
+   is at least {retrain} day(s) older than the cutoff; never with fewer than {min_rows} labelled rows.
+   Otherwise the rest of the run is skipped and the run stays **green**: that is a decision.
+2. `build_training_set` joins the label events of the last {window} landing days up to the cutoff with
+   the features of Feast service `{service}` as of each label's time (no later value can leak in),
+   and writes `staging/{name}/training_set/date=<cutoff>/data.parquet`. The log counts rows Feast
+   dropped or found no features for.
+3. `validate_training_set` checks it with Great Expectations: columns and types, at least {min_rows}
+   rows, the label present and balanced (each class >= {min_share:.0%}), feature ranges.
+4. `train_and_register` trains `{estimator}` on all but the newest {holdout} day(s), evaluates on those,
+   logs params, `holdout_<metric>` metrics, lineage tags, the training-set fingerprint, the validation
+   report and the drift reference sample to MLflow experiment `{experiment}`, registers a version of
+   `{model}` and points alias `challenger` at it.
+
+**Triggered by**: Asset `{name}.features` (each ingested day), the drift monitor (conf with a
+`reason` and the drift numbers), or by hand (set **reason** or **force** to train regardless).
+
+**Emits**: Asset `{name}.challenger` with extra `{{"version": ...}}`, which schedules `{name}__promotion`.
+
+**When it fails**
+- *validate_training_set*: the training set broke a rule (the log has the table; the report is beside
+  the training set). Nothing was trained or registered. Look at the label/feature partitions of the
+  window and at ingestion's quarantine, fix the data or the spec, then clear `build_training_set`.
+- *build_training_set*: no label partitions in the window, or Feast's registry lacks the service
+  (`make feast-apply`). Storage or registry hiccups retry by themselves.
+- *train_and_register*: a data fault (one class only, every row in the holdout) fails at once with the
+  reason; MLflow being unreachable retries. Clearing and rerunning is safe: a rerun registers a new version.
+"""
+
+
+def training_params() -> dict[str, Param]:
+    return {
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            title="Reason",
+            description=(
+                "Why training is requested (e.g. 'drift: income shock'). Set, it trains even if the "
+                "newest model is recent. Leave empty for the scheduled rules."
+            ),
+        ),
+        "cutoff_day": Param(
+            None,
+            type=["null", "string"],
+            pattern=DAY_PATTERN,
+            format="date",
+            title="Cutoff day",
+            description=(
+                "Newest label partition (landing day, YYYY-MM-DD, UTC) to train on. Empty: the newest day of "
+                "the features events that triggered the run, else today."
+            ),
+        ),
+        "force": Param(False, type="boolean", title="Force", description="Train even if the newest model is recent."),
+        "drift": Param(
+            None,
+            type=["null", "object"],
+            title="Drift numbers",
+            description="Set by the drift monitor: the numbers behind the trigger (logged as run tags).",
+        ),
+        "drift_report": Param(
+            None,
+            type=["null", "string"],
+            title="Drift report",
+            description="Set by the drift monitor: where the drift report is (logged as a run tag).",
+        ),
+    }
+
+
+for spec in load_specs():
+    with DAG(
+        dag_id=spec.dag_id("training"),
+        description=f"Train a new {spec.name} model version on point-in-time features and register it as challenger",
+        schedule=[features_asset(spec.name)],
+        start_date=start_date(spec),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(spec),
+        params=training_params(),
+        render_template_as_native_obj=True,
+        tags=tags(spec, "training"),
+        doc_md=DOC.format(
+            name=spec.name,
+            model=spec.registered_model_name,
+            retrain=spec.model.retrain_after_days,
+            min_rows=spec.model.min_training_rows,
+            window=spec.model.training_window_days or "all",
+            service=spec.model.feature_service,
+            min_share=spec.labels.min_class_share,
+            estimator=spec.model.estimator,
+            holdout=spec.model.holdout_days,
+            experiment=spec.experiment_name,
+        ),
+    ):
+        decide = TrainingDecisionOperator(
+            task_id="decide_training",
+            use_case=spec.name,
+            cutoff_day="{{ params.cutoff_day }}",
+            reason="{{ params.reason }}",
+            force="{{ params.force }}",
+        )
+        build = BuildTrainingSetOperator(
+            task_id="build_training_set", use_case=spec.name, cutoff_day=decide.output["cutoff_day"]
+        )
+        validate = ValidateTrainingSetOperator(
+            task_id="validate_training_set", use_case=spec.name, training_set=build.output["path"]
+        )
+        train = TrainModelOperator(
+            task_id="train_and_register",
+            use_case=spec.name,
+            training_set=build.output["path"],
+            cutoff_day=decide.output["cutoff_day"],
+            trigger_reason=decide.output["reason"],
+            validation=validate.output,
+            training_set_info=build.output["join"],
+            drift="{{ params.drift }}",
+            drift_report="{{ params.drift_report }}",
+            outlets=[challenger_asset(spec.name)],
+        )
+        decide >> build >> validate >> train

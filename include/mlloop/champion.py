@@ -1,0 +1,194 @@
+"""Moving alias ``champion``: promotion, recorded rejection and rollback, never blindly.
+
+The registry's aliases are last-writer-wins: setting ``champion`` overwrites whatever another run
+set a moment ago. So every move states which champion it expects to replace, re-reads the alias
+right before writing, refuses (:class:`ChampionChanged`) if it moved, and reads it back afterwards.
+The replaced champion keeps alias ``previous-champion``, which is what rollback restores.
+
+Decisions are written as model-version tags (``promotion.decision`` = promoted / rejected, with
+reasons) so the registry itself shows why a version is or is not champion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlloop.registry import CHAMPION, PREVIOUS_CHAMPION, ModelNotFound, aliases, get_alias, get_version
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from mlloop.spec import UseCaseSpec
+
+log = logging.getLogger(__name__)
+
+TAG_DECISION = "promotion.decision"
+TAG_REASONS = "promotion.reasons"
+TAG_DECIDED_AT = "promotion.decided_at"
+TAG_PREVIOUS_CHAMPION = "promotion.previous_champion"
+GATE_PREFIX = "gate."
+PROMOTED = "promoted"
+REJECTED = "rejected"
+
+
+class ChampionChanged(RuntimeError):
+    """Alias ``champion`` is not where the caller's decision assumed it was."""
+
+
+class RollbackRefused(ValueError):
+    """The requested rollback target does not exist or must not serve (it was rejected)."""
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """What a promotion or rollback did to the aliases (``moved`` False: it was already so)."""
+
+    model: str
+    champion: str
+    previous_champion: str | None
+    moved: bool
+
+    def describe(self) -> str:
+        if not self.moved:
+            return f"{self.model}: v{self.champion} already is the champion; aliases unchanged"
+        before = f"v{self.previous_champion}" if self.previous_champion else "no champion"
+        kept = f"; {PREVIOUS_CHAMPION} -> v{self.previous_champion}" if self.previous_champion else ""
+        return f"{self.model}: {CHAMPION} {before} -> v{self.champion}{kept}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"model": self.model, "champion": self.champion, "previous_champion": self.previous_champion}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def current_champion(client: MlflowClient, model: str) -> str | None:
+    ref = get_alias(client, model, CHAMPION)
+    return ref.version if ref else None
+
+
+def set_version_tags(client: MlflowClient, model: str, version: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(model, version, key, value)
+
+
+def record_gate(client: MlflowClient, model: str, version: str, tags: dict[str, str]) -> None:
+    """Write an evaluation's ``gate.*`` tags, removing those of an earlier evaluation of the version
+    (a re-evaluated version must not keep the reasons of a gate it now passes)."""
+    stale = [k for k in get_version(client, model, version).tags if k.startswith(GATE_PREFIX) and k not in tags]
+    for key in stale:
+        client.delete_model_version_tag(model, version, key)
+    set_version_tags(client, model, version, tags)
+
+
+def _move(client: MlflowClient, model: str, version: str, expected: str | None, what: str) -> AliasMove:
+    """Point ``champion`` at ``version`` if it still points at ``expected``; keep the old one addressable."""
+    current = current_champion(client, model)
+    if current != expected:
+        raise ChampionChanged(
+            f"{model}: alias {CHAMPION} points at {_v(current)}, but this {what} was decided against {_v(expected)}; "
+            "another promotion or rollback moved it meanwhile. Nothing was changed."
+        )
+    if current == version:
+        return AliasMove(model, version, None, moved=False)
+    if current is not None:
+        client.set_registered_model_alias(model, PREVIOUS_CHAMPION, current)
+    client.set_registered_model_alias(model, CHAMPION, version)
+    after = aliases(client, model).get(CHAMPION)
+    if after != version:
+        raise ChampionChanged(
+            f"{model}: alias {CHAMPION} was moved to {_v(after)} by another writer during this {what}"
+        )
+    return AliasMove(model, version, current, moved=True)
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "no version"
+
+
+def promote(
+    client: MlflowClient,
+    spec: UseCaseSpec,
+    version: str,
+    *,
+    expected_champion: str | None,
+    tags: dict[str, str] | None = None,
+) -> AliasMove:
+    """Make ``version`` the champion, provided the champion is still ``expected_champion``."""
+    model = spec.registered_model_name
+    get_version(client, model, version)
+    move = _move(client, model, version, expected_champion, "promotion")
+    if move.moved:
+        set_version_tags(
+            client,
+            model,
+            version,
+            {
+                TAG_DECISION: PROMOTED,
+                TAG_DECIDED_AT: _now(),
+                TAG_PREVIOUS_CHAMPION: move.previous_champion or "none",
+                **(tags or {}),
+            },
+        )
+    log.info("%s", move.describe())
+    return move
+
+
+def reject(
+    client: MlflowClient, spec: UseCaseSpec, version: str, reasons: list[str], tags: dict[str, str] | None = None
+) -> None:
+    """Record that ``version`` must not become champion, and why. Aliases are not touched."""
+    text = "; ".join(reasons) or "rejected"
+    set_version_tags(
+        client,
+        spec.registered_model_name,
+        version,
+        {TAG_DECISION: REJECTED, TAG_REASONS: text[:4900], TAG_DECIDED_AT: _now(), **(tags or {})},
+    )
+
+
+def rollback_target(client: MlflowClient, spec: UseCaseSpec, version: str | int | None) -> str:
+    """The version a rollback restores: the one asked for, else ``previous-champion``; checked to be servable."""
+    model = spec.registered_model_name
+    if version in (None, ""):
+        previous = get_alias(client, model, PREVIOUS_CHAMPION)
+        if previous is None:
+            raise RollbackRefused(
+                f"{model} has no alias {PREVIOUS_CHAMPION} (no promotion has replaced a champion yet): "
+                "give the version to restore explicitly"
+            )
+        target = previous.version
+    else:
+        target = str(version)
+    try:
+        ref = get_version(client, model, target)
+    except ModelNotFound as exc:
+        raise RollbackRefused(str(exc)) from None
+    if ref.tags.get(TAG_DECISION) == REJECTED:
+        raise RollbackRefused(
+            f"{model} v{target} was rejected by the promotion gate "
+            f"({ref.tags.get(TAG_REASONS, 'no reason recorded')}); it must not serve. Choose another version."
+        )
+    return target
+
+
+def rollback(
+    client: MlflowClient, spec: UseCaseSpec, version: str | int | None, tags: dict[str, str] | None = None
+) -> AliasMove:
+    """Point ``champion`` back at ``version`` (default: ``previous-champion``); the replaced champion
+    becomes ``previous-champion``, so running rollback again undoes it."""
+    model = spec.registered_model_name
+    target = rollback_target(client, spec, version)
+    move = _move(client, model, target, current_champion(client, model), "rollback")
+    if move.moved:
+        set_version_tags(client, model, target, {"rollback.restored_at": _now(), **(tags or {})})
+        if move.previous_champion:
+            set_version_tags(
+                client, model, move.previous_champion, {"rollback.replaced_at": _now(), "rollback.replaced_by": target}
+            )
+    log.info("%s", move.describe())
+    return move

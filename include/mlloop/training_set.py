@@ -1,0 +1,318 @@
+"""The point-in-time-correct training set: label events joined "as of" their time with Feast features.
+
+Labels are the events ingestion wrote to ``features/<use_case>/labels/date=<landing day>/data.parquet``
+(join key, the observation's event timestamp, the label). Each label row gets the feature values
+Feast knew at that timestamp (the newest feature row at or before it, within the view's ttl), never a
+value written afterwards: that is what makes offline metrics honest.
+
+Feast does not promise one output row per entity row in input order (the file offline store drops
+entity rows older than the entity's first feature row, and every store reorders). Each label row
+therefore carries a row id through the join; rows are matched back by that id, and labels that got
+no feature values are counted and dropped, so the log says exactly where rows went.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlloop.ingestion import DATA_FILE, FEATURES_DATASET_LABELS
+from mlloop.spec import ColumnSpec, UseCaseSpec
+from mlloop.validation import BatchRejected, Contract, ExpectationFailure, ValidationReport
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+    from mlloop.storage import Storage
+
+log = logging.getLogger(__name__)
+
+LABEL_ROW = "_label_row"
+_PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+
+
+class TrainingSetError(ValueError):
+    """The training set cannot be built as asked (no labels, features the service does not serve)."""
+
+
+# ------------------------------------------------------------------------------------------ labels
+def label_partitions(storage: Storage, spec: UseCaseSpec) -> dict[dt.date, str]:
+    """Landing day -> URL of every label partition ingestion has written, oldest first."""
+    pattern = storage.path("features", spec.name, FEATURES_DATASET_LABELS, "date=*", DATA_FILE)
+    found = {}
+    for url in storage.glob(pattern):
+        match = _PARTITION.search(url)
+        if match:
+            found[dt.date.fromisoformat(match.group(1))] = url
+    return dict(sorted(found.items()))
+
+
+def training_window(spec: UseCaseSpec, cutoff_day: dt.date) -> tuple[dt.date | None, dt.date]:
+    """The label partitions (by landing day) a training run with this cutoff reads: ``(first, last)``."""
+    days = spec.model.training_window_days
+    first = cutoff_day - dt.timedelta(days=days - 1) if days else None
+    return first, cutoff_day
+
+
+def _in_window(day: dt.date, first: dt.date | None, last: dt.date) -> bool:
+    return (first is None or day >= first) and day <= last
+
+
+def feature_days(storage: Storage, spec: UseCaseSpec) -> set[dt.date]:
+    """Days that have a partition of the use case's feature view (observations were ingested)."""
+    pattern = storage.path("features", spec.name, spec.features.feature_view, "date=*", DATA_FILE)
+    return {dt.date.fromisoformat(m.group(1)) for url in storage.glob(pattern) if (m := _PARTITION.search(url))}
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    """Labels in a window, and how many of them label an observation whose day was ingested."""
+
+    total: int
+    with_features: int
+
+
+def count_labels(storage: Storage, spec: UseCaseSpec, first_day: dt.date | None, last_day: dt.date) -> LabelCount:
+    """Labelled rows in the partitions of ``[first_day, last_day]`` (reads the timestamp column only).
+
+    Labels of observations made before ingestion began have no features and never reach a training
+    set; counting them would start a training run that validation must then reject.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ingested = feature_days(storage, spec)
+    total = usable = 0
+    for day, url in label_partitions(storage, spec).items():
+        if not _in_window(day, first_day, last_day):
+            continue
+        times = storage.read_table(url, columns=[spec.raw.timestamp_column]).column(0)
+        days = pc.cast(pc.cast(times, pa.timestamp("us", tz="UTC")), pa.date32()).to_pylist()
+        total += len(days)
+        usable += sum(1 for d in days if d in ingested)
+    return LabelCount(total=total, with_features=usable)
+
+
+def read_labels(storage: Storage, spec: UseCaseSpec, first_day: dt.date | None, last_day: dt.date) -> pd.DataFrame:
+    """Label events of the partitions in ``[first_day, last_day]``: join key, event timestamp, label."""
+    import pandas as pd
+
+    key, ts, label = spec.entity.join_key, spec.raw.timestamp_column, spec.labels.column
+    frames = [
+        storage.read_frame(url, columns=[key, ts, label])
+        for day, url in label_partitions(storage, spec).items()
+        if _in_window(day, first_day, last_day)
+    ]
+    if not frames:
+        return pd.DataFrame({key: pd.Series(dtype="Int64"), ts: pd.Series(dtype="datetime64[ns, UTC]"), label: []})
+    labels = pd.concat(frames, ignore_index=True)
+    labels[ts] = pd.to_datetime(labels[ts], utc=True)
+    return labels.sort_values([ts, key], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- point-in-time join
+@dataclass(frozen=True)
+class JoinStats:
+    """Where the label rows went in the point-in-time join."""
+
+    labels_in: int
+    dropped_by_feast: int
+    without_features: int
+    rows_out: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.labels_in} label rows in -> {self.rows_out} rows with features "
+            f"({self.dropped_by_feast} dropped by Feast as older than the entity's first feature row, "
+            f"{self.without_features} with no feature value at or before the label time within the view's ttl)"
+        )
+
+
+def point_in_time_join(
+    store: FeatureStore, spec: UseCaseSpec, labels: pd.DataFrame, feature_service: str | None = None
+) -> tuple[pd.DataFrame, JoinStats]:
+    """Label rows joined with the service's features as of each row's timestamp.
+
+    The result keeps the label columns, ``_label_row`` (the row's position in ``labels``) and every
+    feature the service serves, in the order of ``labels``. Rows that got no feature value at all
+    are dropped and counted.
+    """
+    from mlloop.feature_store import historical_features
+
+    key = spec.entity.join_key
+    service = feature_service or spec.model.feature_service
+    entity_df = labels.reset_index(drop=True).copy()
+    entity_df[key] = entity_df[key].astype("int64") if spec.entity.dtype == "int64" else entity_df[key].astype(str)
+    entity_df[LABEL_ROW] = range(len(entity_df))
+    if entity_df.empty:
+        return entity_df, JoinStats(0, 0, 0, 0)
+
+    joined = historical_features(store, entity_df, service)
+    feature_columns = [c for c in joined.columns if c not in entity_df.columns]
+    missing = [c for c in spec.model.features if c not in feature_columns]
+    if missing and service == spec.model.feature_service:
+        raise TrainingSetError(
+            f"Feast feature service '{service}' does not serve model feature(s) {missing}; "
+            f"it serves {sorted(feature_columns)}. Fix feature_repo/ or model.features in the spec."
+        )
+    joined = joined.drop_duplicates(subset=[LABEL_ROW])
+    dropped = len(entity_df) - len(joined)
+    no_values = joined[feature_columns].isna().all(axis=1) if feature_columns else joined[LABEL_ROW].isna()
+    matched = joined.loc[~no_values, [LABEL_ROW, *feature_columns]]
+    # Labels, key and timestamp come from our frame, not Feast's output: types and values stay exact.
+    frame = entity_df.merge(matched, on=LABEL_ROW, how="inner", validate="one_to_one")
+    frame = frame.sort_values(LABEL_ROW, kind="stable").reset_index(drop=True)
+    frame = _conform_features(frame, spec)
+    return frame, JoinStats(len(entity_df), dropped, int(no_values.sum()), len(frame))
+
+
+def _conform_features(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """Integer features come back from the join as floats (a missing value makes them so): make them
+    integers again where every value is whole, so validation checks the declared type."""
+    for name, col in spec.features.columns.items():
+        if name not in frame or col.dtype != "int64" or frame[name].dtype.kind != "f":
+            continue
+        values = frame[name].dropna()
+        if (values == values.round()).all():
+            frame[name] = frame[name].astype("Int64")
+    return frame
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A training set and the account of how it was built."""
+
+    frame: pd.DataFrame
+    stats: JoinStats
+    first_day: dt.date | None
+    last_day: dt.date
+    partitions: int
+
+    def describe(self) -> str:
+        window = f"{self.first_day or 'the beginning'} .. {self.last_day}"
+        return f"label partitions {window} ({self.partitions} partitions): {self.stats.describe()}"
+
+
+def build_training_set(
+    storage: Storage, store: FeatureStore, spec: UseCaseSpec, cutoff_day: dt.date, feature_service: str | None = None
+) -> TrainingSet:
+    """Labels of the training window up to ``cutoff_day`` joined point-in-time with the model's features.
+
+    The frame has exactly: join key, event timestamp, label, the model features; sorted by time.
+    """
+    first, last = training_window(spec, cutoff_day)
+    partitions = [d for d in label_partitions(storage, spec) if _in_window(d, first, last)]
+    labels = read_labels(storage, spec, first, last)
+    if labels.empty:
+        raise TrainingSetError(
+            f"no label partitions under {storage.path('features', spec.name, FEATURES_DATASET_LABELS)} "
+            f"for landing days {first or 'the beginning'} .. {last}: has feature ingestion run for these days?"
+        )
+    joined, stats = point_in_time_join(store, spec, labels, feature_service)
+    key, ts, label = spec.entity.join_key, spec.raw.timestamp_column, spec.labels.column
+    frame = joined[[key, ts, label, *spec.model.features]]
+    frame = frame.sort_values([ts, key], kind="stable").reset_index(drop=True)
+    return TrainingSet(frame=frame, stats=stats, first_day=first, last_day=last, partitions=len(partitions))
+
+
+# -------------------------------------------------------------------------------------- validation
+def training_set_contract(spec: UseCaseSpec) -> Contract:
+    """Schema and row rules of a training set: every row must pass (features were validated already,
+    so a failure here means the spec, the feature repo and the data disagree)."""
+    columns: dict[str, ColumnSpec] = {
+        spec.entity.join_key: ColumnSpec(dtype=spec.entity.dtype),
+        spec.raw.timestamp_column: ColumnSpec(dtype="datetime"),
+        spec.labels.column: ColumnSpec(dtype=spec.labels.dtype, min=spec.labels.min, max=spec.labels.max),
+    }
+    columns.update({name: spec.features.columns[name] for name in spec.model.features})
+    return Contract(
+        name=f"{spec.name}.training_set",
+        columns=columns,
+        unique=(spec.entity.join_key, spec.raw.timestamp_column),
+        timestamp_column=None,
+        max_bad_row_share=0.0,
+        min_rows=spec.model.min_training_rows,
+    )
+
+
+def _label_expectations(spec: UseCaseSpec) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    label = spec.labels.column
+    if spec.model.task == "classification":
+        share = spec.labels.min_class_share
+        return [
+            gxe.ExpectColumnDistinctValuesToBeInSet(column=label, value_set=[0, 1]),
+            # For a 0/1 label the mean is the positive share; both classes need min_class_share.
+            gxe.ExpectColumnMeanToBeBetween(column=label, min_value=share, max_value=1.0 - share),
+        ]
+    return [gxe.ExpectColumnStdevToBeBetween(column=label, min_value=0.0, strict_min=True)]
+
+
+def _label_failure(spec: UseCaseSpec, res: Any) -> ExpectationFailure:
+    label, observed = spec.labels.column, res.result.get("observed_value")
+    kind = res.expectation_config.type
+    if kind == "expect_column_mean_to_be_between":
+        share = spec.labels.min_class_share
+        detail = (
+            f"label '{label}' is too unbalanced: positive share {float(observed):.2%}, each class needs at "
+            f"least {share:.2%} (labels.min_class_share)"
+        )
+    elif kind == "expect_column_distinct_values_to_be_in_set":
+        detail = f"label '{label}' has values {observed}, a classification label must be 0 or 1"
+    else:
+        detail = f"label '{label}' does not vary (standard deviation {observed}): nothing to learn"
+    return ExpectationFailure(kind, label, 0, detail)
+
+
+def validate_training_set(frame: pd.DataFrame, spec: UseCaseSpec, *, source: str) -> ValidationReport:
+    """Validate with Great Expectations: schema and types, row count floor, label present and
+    balanced enough, feature values inside the spec's ranges and allowed sets.
+
+    Raises :class:`~mlloop.validation.BatchRejected` (with the report) if anything fails.
+    """
+    import pyarrow as pa
+
+    from mlloop.validation import run_expectations, validate_table
+
+    contract = training_set_contract(spec)
+    try:
+        report = validate_table(pa.Table.from_pandas(frame, preserve_index=False), contract, source=source).report
+    except BatchRejected as exc:
+        report = exc.report
+    label = spec.labels.column
+    if label in frame and frame[label].notna().any():
+        values = frame[[label]].dropna().astype({label: "float64"})
+        for res in run_expectations(values, f"{contract.name}.label", _label_expectations(spec)):
+            if not res.success:
+                failure = _label_failure(spec, res)
+                report.failures.append(failure)
+                report.rejected = True
+                report.reason = "; ".join(filter(None, [report.reason, failure.detail]))
+    if report.rejected:
+        raise BatchRejected(report)
+    return report
+
+
+# ------------------------------------------------------------------------------------ fingerprint
+def fingerprint(frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, Any]:
+    """Content hash, size and time range of a training set: two runs on the same rows share a hash."""
+    import pandas as pd
+
+    ts, key, label = spec.raw.timestamp_column, spec.entity.join_key, spec.labels.column
+    ordered = frame.sort_values([ts, key], kind="stable").reset_index(drop=True)
+    digest = hashlib.sha256("|".join(map(str, ordered.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    times = pd.to_datetime(ordered[ts], utc=True)
+    return {
+        "sha256": digest.hexdigest(),
+        "rows": len(ordered),
+        "start": times.min().isoformat() if len(ordered) else None,
+        "end": times.max().isoformat() if len(ordered) else None,
+        "label_mean": float(ordered[label].astype("float64").mean()) if len(ordered) else None,
+    }

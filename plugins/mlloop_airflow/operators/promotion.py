@@ -1,0 +1,280 @@
+"""Promotion and rollback operators: gate the challenger, move alias ``champion``, or move it back.
+
+The gate's policy is the pure :func:`mlloop.promotion.decide`; the re-scoring of both models is
+:mod:`mlloop.evaluation`; alias moves are :mod:`mlloop.champion` (they refuse to overwrite a champion
+that changed since the decision). A rejected challenger is a decision: the run stays green and the
+log shows the gate table.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlloop_airflow.hooks.feature_store import FeastHook
+from mlloop_airflow.hooks.mlflow import MlflowHook
+from mlloop_airflow.operators.base import UseCaseOperator
+from mlloop_airflow.operators.branching import BranchWithResultMixIn
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def _is_set(value: Any) -> bool:
+    return value not in (None, "", "None", "null")
+
+
+def as_mapping(value: Any, what: str) -> dict[str, Any]:
+    """A dict from a templated field: a dict with native rendering, else its rendered text."""
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = ast.literal_eval(str(value))
+    except (ValueError, SyntaxError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise AirflowFailException(f"'{what}' must be a mapping, got {str(value)[:200]!r}")
+    return parsed
+
+
+def _version(value: Any, what: str) -> str:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise AirflowFailException(f"'{what}' must be a model version number, got {value!r}") from None
+    if number < 1:
+        raise AirflowFailException(f"'{what}' must be a model version number >= 1, got {value!r}")
+    return str(number)
+
+
+class _RegistryOperator(UseCaseOperator):
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook()
+
+    def run_tags(self, context: Context, prefix: str) -> dict[str, str]:
+        return {f"{prefix}.dag_id": context["dag"].dag_id, f"{prefix}.dag_run_id": context["run_id"]}
+
+
+class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
+    """Re-score challenger and champion on the same fresh labelled window and apply the gate.
+
+    The version comes from ``version`` if set, else from the triggering challenger Asset event, else
+    from alias ``challenger``. The gate's numbers are written as tags on the version and as a table
+    in the log. Continues with ``promote_task_id`` if the gate passed, else with ``reject_task_id``;
+    with no challenger, or a challenger that already is champion, it skips both (green).
+
+    :param version: model version to evaluate; empty: the triggering event's, else alias challenger. (templated)
+    :param promote_task_id: task to run when the gate passes (promotion, or an approval before it).
+    :param reject_task_id: task to run when the gate fails.
+    """
+
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "version")
+    inherits_from_skipmixin = True
+    ui_color = "#fdf3d8"
+
+    def __init__(
+        self,
+        *,
+        version: int | str | None = None,
+        promote_task_id: str = "promote_challenger",
+        reject_task_id: str = "reject_challenger",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.version = version
+        self.promote_task_id = promote_task_id
+        self.reject_task_id = reject_task_id
+
+    @cached_property
+    def feast_hook(self) -> FeastHook:
+        return FeastHook()
+
+    def resolve_version(self, context: Context) -> tuple[str | None, str]:
+        """(version, where it came from)."""
+        from mlloop.registry import CHALLENGER, get_alias
+
+        if _is_set(self.version):
+            return _version(self.version, "version"), "the version parameter"
+        events = [e["version"] for e in self.triggering_asset_extras(context) if _is_set(e.get("version"))]
+        if events:
+            return max((_version(v, "version in the asset event") for v in events), key=int), "the challenger event"
+        ref = get_alias(self.mlflow_hook.client, self.spec.registered_model_name, CHALLENGER)
+        return (ref.version, "alias challenger") if ref else (None, "nowhere: no alias challenger")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlloop.champion import record_gate
+        from mlloop.evaluation import NotEvaluable, evaluate_for_promotion
+        from mlloop.registry import CHAMPION, ModelNotFound, get_alias, get_version
+
+        client, model = self.mlflow_hook.client, self.spec.registered_model_name
+        version, source = self.resolve_version(context)
+        champion = get_alias(client, model, CHAMPION)
+        outcome: dict[str, Any] = {"version": version, "champion": champion.version if champion else None}
+        if version is None:
+            self.log.info("Nothing to evaluate: %s has no challenger (version from %s).", model, source)
+            return self.branch_with_result(context, None, {**outcome, "evaluated": False, "reasons": ["no challenger"]})
+        if champion is not None and champion.version == version:
+            self.log.info("%s v%s (from %s) already is the champion; nothing to decide.", model, version, source)
+            return self.branch_with_result(
+                context, None, {**outcome, "evaluated": False, "reasons": ["already champion"]}
+            )
+        try:
+            challenger = get_version(client, model, version)
+        except ModelNotFound as exc:
+            raise AirflowFailException(f"{exc} (version from {source})") from None
+
+        self.log.info(
+            "Evaluating %s v%s (from %s) against %s",
+            model,
+            version,
+            source,
+            f"champion v{champion.version}" if champion else "no champion (the floor alone decides)",
+        )
+        try:
+            evaluation = evaluate_for_promotion(
+                self.storage_hook.storage, self.feast_hook.store, self.spec, challenger, champion
+            )
+        except NotEvaluable as exc:
+            raise AirflowFailException(
+                f"cannot evaluate {model} v{version}: {exc}. The champion is unchanged. Clear this task once "
+                "newer labels have been ingested (or trigger with another version)."
+            ) from None
+        decision = evaluation.decision
+        table = evaluation.table(self.spec)
+        self.log.info("\n%s", table)
+        record_gate(
+            client,
+            model,
+            version,
+            {
+                **decision.tags(),
+                "gate.window": evaluation.window.describe(),
+                "gate.evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                **self.run_tags(context, "gate"),
+            },
+        )
+        result = {
+            **outcome,
+            "evaluated": True,
+            "passed": decision.passed,
+            "reasons": decision.reasons,
+            "window": evaluation.window.as_dict(),
+            "table": table,
+        }
+        return self.branch_with_result(
+            context, self.promote_task_id if decision.passed else self.reject_task_id, result
+        )
+
+
+class PromoteChallengerOperator(_RegistryOperator):
+    """Move alias ``champion`` to the evaluated challenger; the old champion becomes ``previous-champion``.
+
+    Refuses (and changes nothing) if the champion moved since the evaluation: the gate compared
+    against a champion that no longer serves. The outlet Asset event carries ``{"version": ...}``.
+
+    :param evaluation: the evaluate task's result (``version``, ``champion``). (templated)
+    """
+
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "evaluation")
+    ui_color = "#d9f4e1"
+
+    def __init__(self, *, evaluation: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.evaluation = evaluation
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlloop.champion import ChampionChanged, promote
+
+        evaluation = as_mapping(self.evaluation, "evaluation")
+        version, expected = str(evaluation["version"]), evaluation.get("champion")
+        model = self.spec.registered_model_name
+        self.log.info("Promoting %s v%s (evaluated against %s)", model, version, f"v{expected}" if expected else "none")
+        try:
+            move = promote(
+                self.mlflow_hook.client,
+                self.spec,
+                version,
+                expected_champion=str(expected) if expected else None,
+                tags=self.run_tags(context, "promotion"),
+            )
+        except ChampionChanged as exc:
+            raise AirflowFailException(
+                f"{exc} Clear task evaluate_challenger to evaluate v{version} against the current champion."
+            ) from None
+        self.log.info("PROMOTED: %s", move.describe())
+        self.set_outlet_extra(context, {"version": move.champion, "previous_champion": move.previous_champion})
+        return move.as_dict()
+
+
+class RejectChallengerOperator(_RegistryOperator):
+    """Record on the version that the gate rejected it, with the reasons; the champion stays.
+
+    :param evaluation: the evaluate task's result (``version``, ``reasons``). (templated)
+    """
+
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "evaluation")
+    ui_color = "#f4e3d9"
+
+    def __init__(self, *, evaluation: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.evaluation = evaluation
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlloop.champion import reject
+
+        evaluation = as_mapping(self.evaluation, "evaluation")
+        version, champion = str(evaluation["version"]), evaluation.get("champion")
+        reasons = list(evaluation.get("reasons") or ["the promotion gate failed"])
+        reject(self.mlflow_hook.client, self.spec, version, reasons, tags=self.run_tags(context, "promotion"))
+        self.log.info(
+            "REJECTED (a decision, not a failure): %s v%s stays out of service; champion remains %s. Why: %s",
+            self.spec.registered_model_name,
+            version,
+            f"v{champion}" if champion else "unset",
+            "; ".join(reasons),
+        )
+        return {"version": version, "champion": champion, "reasons": reasons}
+
+
+class RollbackChampionOperator(_RegistryOperator):
+    """Point alias ``champion`` back at an earlier version (default: ``previous-champion``).
+
+    The version must exist and must not have been rejected by the gate. The replaced champion
+    becomes ``previous-champion``, so a second rollback undoes the first. Emits the champion Asset.
+
+    :param version: version to restore; empty means alias previous-champion. (templated)
+    :param reason: why, recorded as a tag on the restored version. (templated)
+    """
+
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "version", "reason")
+    ui_color = "#f4d9d9"
+
+    def __init__(self, *, version: int | str | None = None, reason: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.version = version
+        self.reason = reason
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlloop.champion import ChampionChanged, RollbackRefused, rollback
+
+        version = _version(self.version, "version") if _is_set(self.version) else None
+        model = self.spec.registered_model_name
+        self.log.info("Rolling %s back to %s", model, f"v{version}" if version else "alias previous-champion")
+        tags = self.run_tags(context, "rollback")
+        if _is_set(self.reason):
+            tags["rollback.reason"] = str(self.reason)
+        try:
+            move = rollback(self.mlflow_hook.client, self.spec, version, tags=tags)
+        except (RollbackRefused, ChampionChanged) as exc:
+            raise AirflowFailException(f"rollback refused: {exc}") from None
+        self.log.info("ROLLED BACK: %s", move.describe())
+        self.set_outlet_extra(
+            context, {"version": move.champion, "previous_champion": move.previous_champion, "rollback": True}
+        )
+        return move.as_dict()

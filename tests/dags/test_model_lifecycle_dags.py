@@ -1,0 +1,82 @@
+"""Wiring of the training, promotion and rollback DAGs: schedules, Assets, Params, approval switch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **promotion: Any) -> dict[str, Any]:
+    """The DAGs of the bundled use case, with ``promotion`` settings overridden in a copy of its spec."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
+    raw["promotion"].update(promotion)
+    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags
+
+
+@pytest.fixture
+def dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    return load_dags(monkeypatch, tmp_path)
+
+
+def assets(timetable: Any) -> list[str]:
+    return [a.name for a in timetable.asset_condition.objects]
+
+
+def test_training_runs_on_new_features_and_announces_a_challenger(dags: dict[str, Any]) -> None:
+    dag = dags["credit_risk__training"]
+    assert assets(dag.timetable) == ["credit_risk.features"]
+    assert dag.max_active_runs == 1
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "decide_training",
+        "build_training_set",
+        "validate_training_set",
+        "train_and_register",
+    ]
+    assert [a.name for a in dag.task_dict["train_and_register"].outlets] == ["credit_risk.challenger"]
+    params = {name: dag.params.get_param(name).schema for name in dag.params}
+    assert set(params) == {"reason", "cutoff_day", "force", "drift", "drift_report"}
+    assert params["force"]["type"] == "boolean"
+    assert params["drift"]["type"] == ["null", "object"]
+    assert params["cutoff_day"]["pattern"]
+
+
+def test_promotion_runs_on_a_challenger_and_only_promotion_moves_the_champion(dags: dict[str, Any]) -> None:
+    dag = dags["credit_risk__promotion"]
+    assert assets(dag.timetable) == ["credit_risk.challenger"]
+    assert dag.max_active_runs == 1
+    assert set(dag.task_dict) == {"evaluate_challenger", "promote_challenger", "reject_challenger"}
+    assert dag.task_dict["evaluate_challenger"].downstream_task_ids == {"promote_challenger", "reject_challenger"}
+    assert [a.name for a in dag.task_dict["promote_challenger"].outlets] == ["credit_risk.champion"]
+    assert dag.task_dict["reject_challenger"].outlets == []
+    assert dag.params.get_param("version").schema["type"] == ["null", "integer"]
+
+
+def test_approval_is_added_only_when_the_spec_asks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    dag = load_dags(monkeypatch, tmp_path, require_approval=True)["credit_risk__promotion"]
+    approve = dag.task_dict["approve_promotion"]
+    assert isinstance(approve, ApprovalOperator)
+    assert dag.task_dict["evaluate_challenger"].downstream_task_ids == {"approve_promotion", "reject_challenger"}
+    assert dag.task_dict["promote_challenger"].upstream_task_ids == {"approve_promotion"}
+    assert dag.task_dict["evaluate_challenger"].promote_task_id == "approve_promotion"
+    assert "approve_promotion" in (dag.doc_md or "")
+
+
+def test_rollback_is_manual_and_announces_the_champion(dags: dict[str, Any]) -> None:
+    dag = dags["credit_risk__rollback"]
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    (task,) = dag.tasks
+    assert [a.name for a in task.outlets] == ["credit_risk.champion"]
+    assert dag.params.get_param("version").schema["type"] == ["null", "integer"]

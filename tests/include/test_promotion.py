@@ -1,0 +1,125 @@
+"""The promotion gate as a pure function: one row per situation a reviewer would ask about."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mlloop.promotion import FAIL, NOT_GATED, PASS, GatePolicy, Scorecard, SegmentScore, decide
+
+AUC = GatePolicy(
+    primary_metric="roc_auc",
+    min_primary_metric=0.70,
+    max_regression=0.01,
+    max_segment_regression=0.05,
+    min_segment_rows=80,
+    segment_column="employment_type",
+)
+RMSE = GatePolicy(
+    primary_metric="rmse",
+    min_primary_metric=12.0,  # lower is better: the floor is a ceiling
+    max_regression=0.5,
+    max_segment_regression=1.0,
+    min_segment_rows=80,
+    segment_column="region",
+)
+
+
+def card(version: str, primary: float, segments: dict[str, tuple[int, float]] | None = None) -> Scorecard:
+    segs = {k: SegmentScore(rows=n, value=v) for k, (n, v) in (segments or {}).items()}
+    return Scorecard(version=version, rows=1000, primary=primary, segments=segs)
+
+
+SEGMENTS = {"salaried": (600, 0.78), "self_employed": (300, 0.74), "unemployed": (40, 0.70)}
+
+
+CASES = [
+    # id, policy, challenger, champion, promote?, failed gates
+    ("better", AUC, card("2", 0.80, SEGMENTS), card("1", 0.78, SEGMENTS), True, []),
+    ("equal", AUC, card("2", 0.78, SEGMENTS), card("1", 0.78, SEGMENTS), True, []),
+    ("worse within tolerance", AUC, card("2", 0.775, SEGMENTS), card("1", 0.78, SEGMENTS), True, []),
+    ("worse by exactly the tolerance", AUC, card("2", 0.77, SEGMENTS), card("1", 0.78, SEGMENTS), True, []),
+    ("worse", AUC, card("2", 0.765, SEGMENTS), card("1", 0.78, SEGMENTS), False, ["vs champion"]),
+    (
+        "worse on one slice only",
+        AUC,
+        card("2", 0.785, {**SEGMENTS, "self_employed": (300, 0.68)}),
+        card("1", 0.78, SEGMENTS),
+        False,
+        ["segment employment_type=self_employed"],
+    ),
+    (
+        "much worse on a slice too small to gate",
+        AUC,
+        card("2", 0.785, {**SEGMENTS, "unemployed": (40, 0.50)}),
+        card("1", 0.78, SEGMENTS),
+        True,
+        [],
+    ),
+    ("no champion, above the floor", AUC, card("1", 0.72, SEGMENTS), None, True, []),
+    ("no champion, below the floor", AUC, card("1", 0.69, SEGMENTS), None, False, ["floor"]),
+    ("better than champion but below the floor", AUC, card("2", 0.69), card("1", 0.60), False, ["floor"]),
+    ("undefined metric", AUC, card("2", math.nan), card("1", 0.78), False, ["floor", "vs champion"]),
+    ("lower is better: better", RMSE, card("2", 10.0), card("1", 10.4), True, []),
+    ("lower is better: worse within tolerance", RMSE, card("2", 10.8), card("1", 10.4), True, []),
+    ("lower is better: worse", RMSE, card("2", 11.0), card("1", 10.4), False, ["vs champion"]),
+    ("lower is better: above the ceiling", RMSE, card("1", 12.5), None, False, ["floor"]),
+    (
+        "lower is better: worse on one slice",
+        RMSE,
+        card("2", 10.0, {"north": (200, 9.0), "south": (200, 13.0)}),
+        card("1", 10.4, {"north": (200, 9.5), "south": (200, 11.0)}),
+        False,
+        ["segment region=south"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("policy", "challenger", "champion", "promote", "failed"),
+    [pytest.param(*case[1:], id=case[0]) for case in CASES],
+)
+def test_gate(
+    policy: GatePolicy, challenger: Scorecard, champion: Scorecard | None, promote: bool, failed: list[str]
+) -> None:
+    decision = decide(policy, challenger, champion)
+    assert decision.passed is promote
+    assert [c.name for c in decision.checks if c.status == FAIL] == failed
+    assert len(decision.reasons) == len(failed)
+
+
+def test_small_and_undefined_slices_are_reported_not_gated() -> None:
+    challenger = card("2", 0.79, {"unemployed": (40, 0.1), "retired": (300, math.nan)})
+    champion = card("1", 0.78, {"unemployed": (40, 0.9), "retired": (300, 0.8)})
+    checks = {c.name: c for c in decide(AUC, challenger, champion).checks}
+    assert checks["segment employment_type=unemployed"].status == NOT_GATED
+    assert "40 rows < promotion.min_segment_rows 80" in checks["segment employment_type=unemployed"].note
+    assert checks["segment employment_type=retired"].status == NOT_GATED
+    assert checks["vs champion"].status == PASS
+
+
+def test_the_table_and_tags_carry_every_gate_with_its_numbers() -> None:
+    decision = decide(AUC, card("2", 0.765, SEGMENTS), card("1", 0.78, SEGMENTS))
+    table = decision.table()
+    assert "challenger v2 vs champion v1" in table
+    assert "0.7650" in table and "0.7800" in table and "-0.0150" in table
+    assert table.splitlines()[-1].startswith("decision: FAILED")
+    tags = decision.tags()
+    assert tags["gate.passed"] == "false"
+    assert tags["gate.champion_version"] == "1"
+    assert tags["gate.vs_champion"].startswith("fail; challenger=0.7650; champion=0.7800; better_by=-0.0150")
+    assert {k for k in tags if k.startswith("gate.segment")} == {
+        "gate.segment_employment_type.salaried",
+        "gate.segment_employment_type.self_employed",
+        "gate.segment_employment_type.unemployed",
+    }
+    assert "worse than champion v1" in tags["gate.reasons"]
+
+
+def test_policy_from_the_bundled_spec() -> None:
+    from mlloop.spec import get_spec
+
+    policy = GatePolicy.from_spec(get_spec("credit_risk"))
+    assert policy.primary_metric == "roc_auc" and policy.higher_is_better
+    assert policy.segment_column == "employment_type"

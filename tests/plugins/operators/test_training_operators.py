@@ -1,0 +1,72 @@
+"""Training operators: how a run finds its cutoff, and what they accept from templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlloop_airflow.operators.training import (
+    BuildTrainingSetOperator,
+    TrainingDecisionOperator,
+    TrainModelOperator,
+)
+
+
+def context(*extras: dict[str, Any]) -> dict[str, Any]:
+    events = [SimpleNamespace(extra=e) for e in extras]
+    return {"triggering_asset_events": {Asset("x-mlloop://credit_risk/features"): events} if events else {}}
+
+
+def decide(cutoff_day: Any = None) -> TrainingDecisionOperator:
+    return TrainingDecisionOperator(task_id="decide", use_case="credit_risk", cutoff_day=cutoff_day)
+
+
+def test_explicit_cutoff_wins() -> None:
+    assert decide("2026-03-05").resolve_cutoff(context({"day": "2026-04-01"}))[0] == dt.date(2026, 3, 5)
+
+
+def test_cutoff_is_the_newest_day_of_the_triggering_feature_events() -> None:
+    cutoff, source = decide(None).resolve_cutoff(context({"day": "2026-03-02"}, {"day": "2026-03-04"}, {}))
+    assert cutoff == dt.date(2026, 3, 4)
+    assert "features event" in source
+
+
+@pytest.mark.parametrize("empty", [None, "", "None"])
+def test_without_cutoff_or_events_it_is_today(empty: Any) -> None:
+    cutoff, source = decide(empty).resolve_cutoff(context())
+    assert cutoff == dt.datetime.now(dt.UTC).date()
+    assert "today" in source
+
+
+def test_a_bad_cutoff_fails_without_retries() -> None:
+    with pytest.raises(AirflowFailException, match="'cutoff_day' must be a date like"):
+        decide("05/03/2026").resolve_cutoff(context())
+
+
+def test_decision_and_build_publish_their_keys_for_downstream_tasks() -> None:
+    # Downstream tasks read decide.output["cutoff_day"] and build.output["path"].
+    assert decide().multiple_outputs
+    assert BuildTrainingSetOperator(task_id="b", use_case="credit_risk", cutoff_day="2026-03-05").multiple_outputs
+
+
+def test_drift_numbers_from_the_trigger_become_lineage_tags() -> None:
+    op = TrainModelOperator(
+        task_id="t",
+        use_case="credit_risk",
+        training_set="x",
+        cutoff_day="2026-03-05",
+        trigger_reason="drift: income",
+        drift="{'drifted_share': 0.4, 'quality_drop': 0.06}",  # rendered without native objects
+        drift_report="s3://bucket/reports/x.html",
+    )
+    ctx = {"dag": SimpleNamespace(dag_id="credit_risk__training"), "run_id": "manual__1"}
+    tags = op.lineage(ctx).tags()
+    assert tags["mlloop.drift.drifted_share"] == "0.4"
+    assert tags["mlloop.drift_report"] == "s3://bucket/reports/x.html"
+    assert tags["mlloop.trigger_reason"] == "drift: income"
+    assert tags["mlloop.dag_run_id"] == "manual__1"
