@@ -1,0 +1,245 @@
+"""Batch scoring throughput and peak memory at N and 10N rows per day.
+
+    python bench/batch_scoring.py                      # spec defaults: 1x and 10x the generator's rows/day
+    python bench/batch_scoring.py --rows 20000 200000 --chunk-rows 5000 --history-days 3
+    python bench/batch_scoring.py --fetcher synthetic  # features computed from the key: no Feast
+
+Each size gets its own MLLOOP_HOME with feature partitions from the use case's generator (no
+validation), the Feast registry, and a model of the spec's estimator registered as champion. The
+measurement runs in a fresh subprocess, after imports, Feast store and model loading: the wall time
+of ``score_partition`` + ``commit_predictions`` (median of ``--repeats`` runs, as rows/s), the peak
+RSS while scoring (sampled every 5 ms) above the RSS before it, Arrow's memory-pool peak, and in a
+second pass the tracemalloc peak (Python and numpy allocations). Results are appended to
+``bench/results/batch_scoring.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = dt.date(2026, 11, 10)
+
+
+def prepare(home: Path, use_case: str, rows: int, history_days: int) -> None:
+    """Features of ``history_days`` days ending at DAY, the Feast registry, a registered champion."""
+    os.environ["MLLOOP_HOME"] = str(home)
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from mlloop.feature_store import apply_registry
+    from mlloop.features import build_features
+    from mlloop.ingestion import features_path
+    from mlloop.landing import date_range, generate
+    from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client
+    from mlloop.settings import get_settings
+    from mlloop.spec import get_spec
+    from mlloop.storage import Storage
+
+    spec = get_spec(use_case)
+    storage = Storage.from_url(get_settings().storage_root)
+    days = date_range(DAY - dt.timedelta(days=history_days - 1), DAY)
+    customers = max(5000, 2 * rows)
+    frames = []
+    for day in days:
+        batch = generate(spec, day, rows_per_day=rows, n_customers=customers, bad_row_share=0.0)
+        features = build_features(batch.observations, spec)
+        storage.write_frame(features, features_path(storage, spec, day))
+        frames.append(features)
+    apply_registry()
+
+    train = pd.concat(frames[:1], ignore_index=True).head(20_000)
+    labels = (np.random.default_rng(0).random(len(train)) < 0.1).astype("int64")
+    model = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [("cat", OneHotEncoder(handle_unknown="ignore"), spec.model.categorical_features)],
+                    remainder="passthrough",
+                ),
+            ),
+            ("model", spec.load_estimator_class()(**spec.model.params)),
+        ]
+    )
+    x = train[spec.model.features].copy()
+    for col in spec.model.numeric_features:
+        x[col] = pd.to_numeric(x[col]).astype("float64")
+    model.fit(x, labels)
+    client = mlflow_client()
+    with mlflow.start_run(experiment_id=ensure_experiment(client, spec)) as run:
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            registered_model_name=spec.registered_model_name,
+            pip_requirements=["scikit-learn"],
+            skops_trusted_types=["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
+        )
+    version = str(info.registered_model_version)
+    for key, value in {"use_case": spec.name, "feature_service": spec.model.feature_service}.items():
+        client.set_model_version_tag(spec.registered_model_name, version, key, value)
+    client.set_model_version_tag(spec.registered_model_name, version, "training_run_id", run.info.run_id)
+    client.set_registered_model_alias(spec.registered_model_name, CHAMPION, version)
+
+
+def measure(home: Path, use_case: str, chunk_rows: int | None, fetcher: str, repeats: int) -> dict[str, Any]:
+    """Runs in a fresh interpreter: everything is loaded first, then only scoring is measured."""
+    os.environ["MLLOOP_HOME"] = str(home)
+    import gc
+    import tracemalloc
+
+    import numpy as np
+    import psutil
+    import pyarrow as pa
+
+    from mlloop.feature_store import open_store
+    from mlloop.registry import CHAMPION, get_alias, load_model, mlflow_client
+    from mlloop.scoring import Lineage, commit_predictions, feast_fetcher, feature_service_for, score_partition
+    from mlloop.settings import get_settings
+    from mlloop.spec import get_spec
+    from mlloop.storage import Storage
+
+    spec = get_spec(use_case)
+    storage = Storage.from_url(get_settings().storage_root)
+    ref = get_alias(mlflow_client(), spec.registered_model_name, CHAMPION)
+    assert ref is not None
+    model = load_model(ref)
+    if fetcher == "feast":
+        fetch = feast_fetcher(open_store(), feature_service_for(ref, spec))
+    else:
+        import pandas as pd
+
+        def fetch(entities: pd.DataFrame) -> pd.DataFrame:
+            out = entities.copy()
+            k = out[spec.entity.join_key].to_numpy()
+            for i, name in enumerate(spec.model.numeric_features):
+                out[name] = ((k * (i + 7)) % 97).astype("float64")
+            for name in spec.model.categorical_features:
+                options = np.asarray(spec.features.columns[name].allowed or ["a"], dtype=object)
+                out[name] = options[k % len(options)]
+            return out
+
+    lineage = Lineage.of(ref, "bench")
+
+    def run() -> int:
+        part = score_partition(
+            storage, spec, DAY, model=model, fetch_features=fetch, lineage=lineage, chunk_rows=chunk_rows
+        )
+        return commit_predictions(storage, spec, DAY, [part], lineage=lineage, chunk_rows=chunk_rows).rows
+
+    run()  # warm-up: first-call imports and caches inside Feast, DuckDB, sklearn
+    gc.collect()
+    process = psutil.Process()
+    baseline = process.memory_info().rss
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    pool_before = pa.default_memory_pool().max_memory()
+    sampler.start()
+    durations = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        rows = run()
+        durations.append(time.perf_counter() - started)
+    done.set()
+    sampler.join()
+    pool_peak = pa.default_memory_pool().max_memory()
+
+    gc.collect()
+    tracemalloc.start()
+    run()
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    seconds = statistics.median(durations)
+    return {
+        "rows": rows,
+        "repeats": repeats,
+        "seconds_median": round(seconds, 3),
+        "seconds_min": round(min(durations), 3),
+        "rows_per_second": round(rows / seconds, 1),
+        "rows_per_second_best": round(rows / min(durations), 1),
+        "rss_before_mb": round(baseline / 1e6, 1),
+        "rss_peak_mb": round(peak[0] / 1e6, 1),
+        "rss_growth_mb": round((peak[0] - baseline) / 1e6, 1),
+        "arrow_pool_peak_mb": round(max(pool_peak, pool_before) / 1e6, 1),
+        "tracemalloc_peak_mb": round(traced_peak / 1e6, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--use-case", default="credit_risk")
+    parser.add_argument("--rows", type=int, nargs="+", help="rows per day; default: 1x and 10x the generator's")
+    parser.add_argument("--chunk-rows", type=int, default=None, help="default: the spec's scoring.chunk_rows")
+    parser.add_argument("--history-days", type=int, default=8, help="feature days Feast's point-in-time join sees")
+    parser.add_argument("--fetcher", choices=["feast", "synthetic"], default="feast")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per size; the median is reported")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "batch_scoring.json")
+    # internal: the two subprocess sides
+    parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.prepare:
+        prepare(args.prepare, args.use_case, args.rows[0], args.history_days)
+        return
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.use_case, args.chunk_rows, args.fetcher, args.repeats)))
+        return
+
+    from mlloop.spec import get_spec
+
+    spec = get_spec(args.use_case)
+    base = int((spec.generator.params if spec.generator else {}).get("rows_per_day", 1000))
+    sizes = args.rows or [base, 10 * base]
+    chunk = args.chunk_rows or spec.scoring.chunk_rows
+    results = []
+    for rows in sizes:
+        with tempfile.TemporaryDirectory(prefix="mlloop-bench-") as tmp:
+            common = [sys.executable, __file__, "--use-case", args.use_case]
+            prepare_cmd = [*common, "--prepare", tmp, "--rows", str(rows), "--history-days", str(args.history_days)]
+            subprocess.run(prepare_cmd, check=True, capture_output=True)
+            measure_cmd = [*common, "--fetcher", args.fetcher, "--repeats", str(args.repeats), "--measure", tmp]
+            if args.chunk_rows:
+                measure_cmd += ["--chunk-rows", str(args.chunk_rows)]
+            proc = subprocess.run(measure_cmd, check=True, capture_output=True, text=True)
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result.update(rows_per_day=rows, chunk_rows=chunk, history_days=args.history_days, fetcher=args.fetcher)
+        results.append(result)
+        print(
+            f"{rows:>9,} rows/day  chunk {chunk:>7,}  {result['rows_per_second']:>10,.0f} rows/s "
+            f"(best {result['rows_per_second_best']:,.0f})  "
+            f"RSS {result['rss_before_mb']:.0f} -> {result['rss_peak_mb']:.0f} MB (+{result['rss_growth_mb']:.0f})  "
+            f"arrow pool {result['arrow_pool_peak_mb']:.0f} MB  tracemalloc {result['tracemalloc_peak_mb']:.1f} MB",
+            flush=True,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(args.out.read_text()) if args.out.exists() else []
+    args.out.write_text(json.dumps([*existing, *results], indent=2))
+    print(f"results appended to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Batch scoring: one DAG per use case, ``<use_case>__batch_scoring``.
+
+Per daily interval: pin the champion version -> wait for the day's features -> score the day's
+entities through Feast in bounded memory, split into ``scoring.partitions`` mapped tasks -> validate
+all parts and publish them as one prediction partition -> update the predictions Asset.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from mlloop.spec import load_specs
+from mlloop_airflow.assets import predictions_asset
+from mlloop_airflow.dag_defaults import (
+    day_param,
+    default_args,
+    interval_timetable,
+    sensor_poke_seconds,
+    start_date,
+    tags,
+)
+from mlloop_airflow.operators.champion import ResolveChampionOperator
+from mlloop_airflow.operators.scoring import CommitPredictionsOperator, ScorePartitionOperator
+from mlloop_airflow.sensors.storage import PartitionSensor
+
+DOC = """
+### {name} · batch scoring
+
+**What it does**, for one day (UTC):
+1. `resolve_champion` pins the version alias `champion` of model `{model}` points at. The whole run
+   uses that version, even if a promotion happens meanwhile. **No champion yet** (before the first
+   promotion): the run is skipped, green, with the reason in this task's log.
+2. `wait_for_features` waits for `features/{name}/{fv}/date=<day>/data.parquet`.
+3. `score_partition` ({partitions} mapped task(s)) takes the day's entities (key + timestamp of that
+   partition), gets their features from Feast (the version's feature service) and scores them in
+   chunks of {chunk_rows:,} rows, so memory does not grow with the day's size.
+4. `commit_predictions` checks the output (one row per entity, no missing key or score, scores in range,
+   one model version) and only then publishes `predictions/{name}/date=<day>/data.parquet` in one step,
+   replacing a previous run's partition.
+
+Every prediction row carries the entity key, event timestamp, the model's input features, `score`
+(and `predicted_class`), `model_name`, `model_version` and `airflow_run_id`.
+
+**Triggered by**: the `{schedule}` schedule, a backfill, or a manual trigger with the **Day** parameter set.
+
+**Emits**: Asset `{name}.predictions`, with extra `day`, `model_version` and `rows`.
+
+**When it fails**
+- *wait_for_features timed out*: the day's ingestion did not finish; see `{name}__feature_ingestion`.
+- *score_partition failed without retrying*: Feast could not return features for some of the day's rows
+  (the log lists examples); usually the Feast registry is not deployed. Fix, then clear the run.
+- *commit_predictions failed*: the output broke a check (the log says which); nothing was published and the
+  parts are kept under `staging/{name}/predictions/` for inspection.
+Rerunning a day is always safe: it replaces that day's partition.
+"""
+
+for spec in load_specs():
+    with DAG(
+        dag_id=spec.dag_id("batch_scoring"),
+        description=f"Score {spec.name}'s daily entities with the pinned champion into one prediction partition",
+        schedule=interval_timetable(spec.schedule.scoring),
+        start_date=start_date(spec),
+        catchup=False,
+        max_active_runs=4,
+        default_args=default_args(spec),
+        params={"day": day_param()},
+        tags=tags(spec, "batch_scoring"),
+        doc_md=DOC.format(
+            name=spec.name,
+            model=spec.registered_model_name,
+            fv=spec.features.feature_view,
+            partitions=spec.scoring.partitions,
+            chunk_rows=spec.scoring.chunk_rows,
+            schedule=spec.schedule.scoring,
+        ),
+    ):
+        common = {"use_case": spec.name, "day": "{{ params.day }}"}
+        resolve_champion = ResolveChampionOperator(task_id="resolve_champion", purpose="score the day", **common)
+        wait_for_features = PartitionSensor(
+            task_id="wait_for_features",
+            area="features",
+            dataset=spec.features.feature_view,
+            filename="data.parquet",
+            mode="reschedule",
+            poke_interval=sensor_poke_seconds(),
+            timeout=spec.schedule.raw_batch_timeout_hours * 3600,
+            **common,
+        )
+        score_partition = ScorePartitionOperator.partial(
+            task_id="score_partition",
+            champion=resolve_champion.output,
+            partitions=spec.scoring.partitions,
+            **common,
+        ).expand(partition=list(range(spec.scoring.partitions)))
+        commit_predictions = CommitPredictionsOperator(
+            task_id="commit_predictions",
+            champion=resolve_champion.output,
+            parts=score_partition.output,
+            outlets=[predictions_asset(spec.name)],
+            **common,
+        )
+
+        resolve_champion >> wait_for_features >> score_partition >> commit_predictions

@@ -1,0 +1,508 @@
+"""Batch scoring: one day's entities, their features through Feast, one pinned model, one partition.
+
+A scoring run works in two steps so that it can later be spread over workers:
+
+1. **Score a part** (:func:`score_partition`): part ``i`` of ``N`` takes the day's entity rows (join
+   key + event timestamp of the day's feature partition) whose key hashes to ``i``, streams them in
+   chunks of ``scoring.chunk_rows``, fetches each chunk's features point-in-time from Feast, joins
+   them back on key + timestamp (Feast drops and reorders rows), scores with the pinned model and
+   appends the chunk to a staging part file with a ``ParquetWriter``. Memory holds one chunk, not
+   the day.
+2. **Commit** (:func:`commit_predictions`): once every part is written, validate all of them (row
+   count equals the day's entity count, no missing key or score, scores in range, one model
+   version) and only then publish ``predictions/<uc>/date=<day>/data.parquet`` in one move. Readers
+   see the previous partition or the complete new one, never some parts; a rerun replaces it.
+
+Every output row carries the entity key, the event timestamp, the model's input features (the
+drift monitor compares them with the training reference), the score (and the predicted class for
+classification) and its lineage: model name, model version, Airflow run id. Nothing in it depends
+on the wall clock, so rescoring a day with the same model gives the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlloop.ingestion import features_path
+from mlloop.registry import ModelRef, predict_scores
+from mlloop.spec import UseCaseSpec
+from mlloop.storage import Storage, StorageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "data.parquet"
+SCORE_COLUMN = "score"
+CLASS_COLUMN = "predicted_class"
+MODEL_NAME_COLUMN = "model_name"
+MODEL_VERSION_COLUMN = "model_version"
+RUN_ID_COLUMN = "airflow_run_id"
+LINEAGE_COLUMNS = (MODEL_NAME_COLUMN, MODEL_VERSION_COLUMN, RUN_ID_COLUMN)
+CLASS_THRESHOLD = 0.5
+"""A binary classifier's ``predict`` is ``P(positive) >= 0.5``; the predicted class uses the same cut."""
+
+FeatureFetcher = Callable[["pd.DataFrame"], "pd.DataFrame"]
+"""entity rows (join key + event timestamp) -> the same entities with their features, any order."""
+
+
+class ScoringError(RuntimeError):
+    """The day's rows cannot be scored as they are (a data fault: retrying will not help)."""
+
+
+class PredictionValidationError(ValueError):
+    """Scored output failed validation; nothing was published."""
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What every prediction row records about where it came from."""
+
+    model_name: str
+    model_version: str
+    airflow_run_id: str
+
+    @classmethod
+    def of(cls, ref: ModelRef, airflow_run_id: str) -> Lineage:
+        return cls(model_name=ref.name, model_version=str(ref.version), airflow_run_id=airflow_run_id)
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """One scored part in staging, as the commit step needs it (travels through XCom as a dict)."""
+
+    partition: int
+    partitions: int
+    path: str
+    rows_in: int
+    rows_out: int
+    chunks: int
+    model_name: str
+    model_version: str
+    airflow_run_id: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PartResult:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    path: str
+    rows: int
+    parts: int
+    model_name: str
+    model_version: str
+    score_min: float | None
+    score_mean: float | None
+    score_max: float | None
+    positive_share: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if not self.rows:
+            return f"{self.path}: 0 rows (the day had no entities) scored by {self.model_name} v{self.model_version}"
+        text = (
+            f"{self.path}: {self.rows} rows from {self.parts} part(s), {self.model_name} v{self.model_version}, "
+            f"score min/mean/max {self.score_min:.4f}/{self.score_mean:.4f}/{self.score_max:.4f}"
+        )
+        if self.positive_share is not None:
+            text += f", predicted positive {self.positive_share:.2%}"
+        return text
+
+
+# --------------------------------------------------------------------------------------- paths
+def predictions_path(storage: Storage, spec: UseCaseSpec, day: dt.date) -> str:
+    return storage.partition("predictions", spec.name, None, day, PREDICTIONS_FILE)
+
+
+def part_path(storage: Storage, spec: UseCaseSpec, day: dt.date, partition: int, partitions: int) -> str:
+    """Where part ``partition`` of ``partitions`` waits for the commit (never read by consumers)."""
+    return storage.partition(
+        "staging", spec.name, "predictions", day, f"part-{partition:05d}-of-{partitions:05d}.parquet"
+    )
+
+
+def feature_service_for(ref: ModelRef, spec: UseCaseSpec) -> str:
+    """The Feast service the version was trained on (its tag), else the spec's current one."""
+    return ref.tags.get("feature_service") or spec.model.feature_service
+
+
+# ------------------------------------------------------------------------------------ entities
+def day_entity_count(storage: Storage, spec: UseCaseSpec, day: dt.date) -> int:
+    """Rows in the day's feature partition, from the parquet footer (no data is read)."""
+    return storage.row_count(features_path(storage, spec, day))
+
+
+def partition_of(keys: pd.Series, partitions: int) -> np.ndarray:
+    """Stable part number of each entity key: the same key always lands in the same part.
+
+    pandas' ``hash_array`` uses a fixed hash key, so every worker and every rerun agrees.
+    """
+    import pandas as pd
+
+    return pd.util.hash_array(keys.to_numpy()) % partitions
+
+
+def _normalize_keys(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """One dtype per join column on both sides of the join-back: int64/str key, ns UTC timestamp."""
+    import pandas as pd
+
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    out = frame.copy(deep=False)
+    out[key] = out[key].astype("int64") if spec.entity.dtype == "int64" else out[key].astype(str)
+    stamps = pd.to_datetime(out[ts], utc=True)
+    out[ts] = stamps.astype("datetime64[ns, UTC]")
+    return out
+
+
+def iter_entities(
+    storage: Storage,
+    spec: UseCaseSpec,
+    day: dt.date,
+    chunk_rows: int,
+    partition: int = 0,
+    partitions: int = 1,
+) -> Iterator[pd.DataFrame]:
+    """The day's entity rows of one part, in chunks of at most ``chunk_rows``, in file order.
+
+    Only the join key and event timestamp are read; rows of other parts are dropped batch by batch,
+    and what is kept is re-chunked, so a part's chunks stay full however many parts there are.
+    """
+    import pandas as pd
+
+    if not 0 <= partition < partitions:
+        raise ValueError(f"partition must be in [0, {partitions}), got {partition}")
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    source = features_path(storage, spec, day)
+    if not storage.exists(source):
+        raise StorageError(f"{source} does not exist: the day's features were not ingested")
+    pending: list[pd.DataFrame] = []
+    pending_rows = 0
+    for batch in storage.iter_batches(source, chunk_rows, columns=[key, ts]):
+        frame = _normalize_keys(batch.to_pandas(), spec)
+        if partitions > 1:
+            frame = frame[partition_of(frame[key], partitions) == partition]
+        pending.append(frame)
+        pending_rows += len(frame)
+        while pending_rows >= chunk_rows:
+            merged = pd.concat(pending, ignore_index=True)
+            yield merged.iloc[:chunk_rows].reset_index(drop=True)
+            rest = merged.iloc[chunk_rows:]
+            pending, pending_rows = [rest], len(rest)
+    if pending_rows:
+        yield pd.concat(pending, ignore_index=True)
+
+
+# -------------------------------------------------------------------------------- one chunk
+def join_features(entities: pd.DataFrame, features: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """``entities`` in their own order with their model features; every entity row must be found.
+
+    Feast may drop entity rows and returns the rest in another order, so rows are matched on join
+    key + event timestamp. An entity row without a match is a fault (the day's own feature rows
+    are the entities, so Feast must find each one); it is reported with examples, not scored.
+    """
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    wanted = [key, ts, *spec.model.features]
+    absent = [col for col in wanted if col not in features.columns]
+    if absent:
+        raise ScoringError(
+            f"{spec.name}: the feature service returned no column(s) {absent}; the model needs "
+            f"{spec.model.features}. Check the feature service the model version is tagged with."
+        )
+    found = _normalize_keys(features[wanted], spec).drop_duplicates([key, ts], keep="last")
+    merged = entities.merge(found, on=[key, ts], how="left", indicator=True, validate="many_to_one")
+    missing = merged["_merge"] != "both"
+    if missing.any():
+        examples = merged.loc[missing, [key, ts]].head(5).to_dict("records")
+        raise ScoringError(
+            f"{spec.name}: Feast returned no features for {int(missing.sum())} of {len(entities)} entity rows "
+            f"(e.g. {examples}). Every row of the day's feature partition must be retrievable: check that "
+            "the Feast registry is deployed ('make feast-apply') and that the partition was not rewritten "
+            "while scoring, then rerun the day."
+        )
+    return merged.drop(columns="_merge")
+
+
+def score_frame(model: Any, spec: UseCaseSpec, rows: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
+    """Scored output rows: key, timestamp, model features, score (+ class), lineage columns."""
+    import numpy as np
+
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    out = rows[[key, ts, *spec.model.features]].copy()
+    if len(out):
+        scores = np.asarray(predict_scores(model, rows[spec.model.features], spec.model.task), dtype="float64")
+    else:
+        scores = np.empty(0, dtype="float64")
+    out[SCORE_COLUMN] = scores
+    if spec.model.task == "classification":
+        out[CLASS_COLUMN] = (scores >= CLASS_THRESHOLD).astype("int64")
+    out[MODEL_NAME_COLUMN] = lineage.model_name
+    out[MODEL_VERSION_COLUMN] = lineage.model_version
+    out[RUN_ID_COLUMN] = lineage.airflow_run_id
+    return out
+
+
+def output_schema(spec: UseCaseSpec, source_schema: pa.Schema) -> pa.Schema:
+    """The prediction partition's schema: key, timestamp and features typed as in the feature
+    partition they came from, then score, class and lineage."""
+    import pyarrow as pa
+
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    fields = [source_schema.field(name) for name in (key, ts, *spec.model.features)]
+    fields = [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in fields]
+    fields.append(pa.field(SCORE_COLUMN, pa.float64()))
+    if spec.model.task == "classification":
+        fields.append(pa.field(CLASS_COLUMN, pa.int64()))
+    fields += [pa.field(name, pa.string()) for name in LINEAGE_COLUMNS]
+    return pa.schema(fields)
+
+
+def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Column by column, so an integer feature that came back as float (a null made it so) is
+    stored as a nullable integer again instead of failing the whole conversion."""
+    import pyarrow as pa
+
+    arrays = [pa.array(frame[f.name], type=f.type, from_pandas=True) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# -------------------------------------------------------------------------------- one part
+def score_partition(
+    storage: Storage,
+    spec: UseCaseSpec,
+    day: dt.date,
+    *,
+    model: Any,
+    fetch_features: FeatureFetcher,
+    lineage: Lineage,
+    partition: int = 0,
+    partitions: int = 1,
+    chunk_rows: int | None = None,
+) -> PartResult:
+    """Score part ``partition`` of ``partitions`` of the day into its staging part file.
+
+    Chunk by chunk: entity rows -> features (``fetch_features``, Feast in production) -> join back ->
+    score -> append to the part file. The part file is written under a temporary name and moved
+    into place when complete, so the commit never sees half a part.
+    """
+    import pyarrow.parquet as pq
+
+    chunk_rows = chunk_rows or spec.scoring.chunk_rows
+    started = time.perf_counter()
+    schema = output_schema(spec, storage.read_schema(features_path(storage, spec, day)))
+    target = part_path(storage, spec, day, partition, partitions)
+    rows_in = rows_out = chunks = 0
+    with (
+        storage.atomic_path(target) as tmp,
+        storage.fs.open(tmp, "wb") as handle,
+        pq.ParquetWriter(handle, schema) as writer,
+    ):
+        for entities in iter_entities(storage, spec, day, chunk_rows, partition, partitions):
+            rows = join_features(entities, fetch_features(entities), spec)
+            table = to_table(score_frame(model, spec, rows, lineage), schema)
+            writer.write_table(table)
+            rows_in += len(entities)
+            rows_out += table.num_rows
+            chunks += 1
+            log.info("part %d/%d chunk %d: scored %d rows", partition, partitions, chunks, table.num_rows)
+    return PartResult(
+        partition=partition,
+        partitions=partitions,
+        path=target,
+        rows_in=rows_in,
+        rows_out=rows_out,
+        chunks=chunks,
+        model_name=lineage.model_name,
+        model_version=lineage.model_version,
+        airflow_run_id=lineage.airflow_run_id,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def feast_fetcher(store: FeatureStore, feature_service: str) -> FeatureFetcher:
+    """Features of entity rows through Feast's point-in-time retrieval with the given service."""
+    from mlloop.feature_store import historical_features
+
+    def fetch(entities: pd.DataFrame) -> pd.DataFrame:
+        return historical_features(store, entities, feature_service)
+
+    return fetch
+
+
+# ---------------------------------------------------------------------------- validate, commit
+@dataclass
+class _Stats:
+    rows: int = 0
+    score_sum: float = 0.0
+    score_min: float | None = None
+    score_max: float | None = None
+    positives: int = 0
+
+
+def validate_parts(
+    storage: Storage,
+    spec: UseCaseSpec,
+    paths: Sequence[str],
+    *,
+    expected_rows: int,
+    lineage: Lineage,
+    batch_rows: int | None = None,
+) -> _Stats:
+    """Check the scored parts as they will be published; raise listing every problem found.
+
+    Reads only the key, score and lineage columns, batch by batch. Rules: the columns a consumer
+    relies on are present; the row count equals the day's entity count; no row lacks its key or
+    score; scores are in [0, 1] for classification (finite for regression); every row names the
+    pinned model version and this run. Batches are ``batch_rows`` (default ``scoring.chunk_rows``)
+    long, so checking needs no more memory than scoring.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    key = spec.entity.join_key
+    required = [key, spec.raw.timestamp_column, *spec.model.features, SCORE_COLUMN, *LINEAGE_COLUMNS]
+    problems: list[str] = []
+    stats = _Stats()
+    null_keys = null_scores = out_of_range = wrong_lineage = 0
+    for path in paths:
+        try:
+            names = storage.read_schema(path).names
+        except (StorageError, OSError) as exc:
+            raise PredictionValidationError(f"scored part {path} is missing or unreadable: {exc}") from exc
+        absent = [col for col in required if col not in names]
+        if absent:
+            problems.append(f"{path} lacks column(s) {absent}")
+            continue
+        columns = [key, SCORE_COLUMN, MODEL_VERSION_COLUMN, RUN_ID_COLUMN]
+        for batch in storage.iter_batches(path, batch_rows or spec.scoring.chunk_rows, columns=columns):
+            scores = batch.column(SCORE_COLUMN).to_numpy(zero_copy_only=False).astype("float64")
+            present = ~np.isnan(scores)
+            stats.rows += batch.num_rows
+            null_keys += batch.column(key).null_count
+            null_scores += int((~present).sum())
+            valid = scores[present]
+            if spec.model.task == "classification":
+                out_of_range += int(((valid < 0.0) | (valid > 1.0)).sum())
+                stats.positives += int((valid >= CLASS_THRESHOLD).sum())
+            else:
+                out_of_range += int((~np.isfinite(valid)).sum())
+            if len(valid):
+                stats.score_sum += float(valid.sum())
+                low, high = float(valid.min()), float(valid.max())
+                stats.score_min = low if stats.score_min is None else min(stats.score_min, low)
+                stats.score_max = high if stats.score_max is None else max(stats.score_max, high)
+            same_version = pc.equal(batch.column(MODEL_VERSION_COLUMN), lineage.model_version)
+            same_run = pc.equal(batch.column(RUN_ID_COLUMN), lineage.airflow_run_id)
+            consistent = pc.and_(same_version, same_run)
+            wrong_lineage += batch.num_rows - pc.sum(pc.fill_null(consistent, False).cast("int64")).as_py()
+    if stats.rows != expected_rows:
+        problems.append(f"{stats.rows} rows scored but the day has {expected_rows} entity rows")
+    if null_keys:
+        problems.append(f"{null_keys} row(s) without {key}")
+    if null_scores:
+        problems.append(f"{null_scores} row(s) without a score")
+    if out_of_range:
+        allowed = "outside [0, 1]" if spec.model.task == "classification" else "not finite"
+        problems.append(f"{out_of_range} score(s) {allowed}")
+    if wrong_lineage:
+        problems.append(
+            f"{wrong_lineage} row(s) not from model version {lineage.model_version} of run {lineage.airflow_run_id}"
+        )
+    if problems:
+        raise PredictionValidationError("; ".join(problems))
+    return stats
+
+
+def commit_predictions(
+    storage: Storage,
+    spec: UseCaseSpec,
+    day: dt.date,
+    parts: Sequence[PartResult],
+    *,
+    lineage: Lineage,
+    expected_rows: int | None = None,
+    chunk_rows: int | None = None,
+) -> CommitResult:
+    """Validate every part, then publish them as the day's prediction partition, all or nothing.
+
+    One part is moved into place; several are streamed into one file under a temporary name that
+    is then moved into place. Either way readers see the old partition or the whole new one. On a
+    validation failure nothing is published and the parts stay in staging for inspection.
+    """
+    import pyarrow.parquet as pq
+
+    if not parts:
+        raise PredictionValidationError("no scored parts to commit")
+    ordered = sorted(parts, key=lambda p: p.partition)
+    counts = {p.partitions for p in ordered}
+    expected_parts = list(range(ordered[0].partitions))
+    if len(counts) != 1 or [p.partition for p in ordered] != expected_parts:
+        got = [f"{p.partition}/{p.partitions}" for p in ordered]
+        raise PredictionValidationError(f"scored parts {got} are not exactly parts 0..N-1 of one split")
+    if expected_rows is None:
+        expected_rows = day_entity_count(storage, spec, day)
+    chunk_rows = chunk_rows or spec.scoring.chunk_rows
+    stats = validate_parts(
+        storage, spec, [p.path for p in ordered], expected_rows=expected_rows, lineage=lineage, batch_rows=chunk_rows
+    )
+
+    target = predictions_path(storage, spec, day)
+    if len(ordered) == 1:
+        storage.move(ordered[0].path, target)
+    else:
+        schema = storage.read_schema(ordered[0].path)
+        with (
+            storage.atomic_path(target) as tmp,
+            storage.fs.open(tmp, "wb") as handle,
+            pq.ParquetWriter(handle, schema) as writer,
+        ):
+            for part in ordered:
+                for batch in storage.iter_batches(part.path, chunk_rows):
+                    writer.write_batch(batch)
+        for part in ordered:
+            storage.delete(part.path)
+    classification = spec.model.task == "classification"
+    return CommitResult(
+        path=target,
+        rows=stats.rows,
+        parts=len(ordered),
+        model_name=lineage.model_name,
+        model_version=lineage.model_version,
+        score_min=stats.score_min,
+        score_mean=stats.score_sum / stats.rows if stats.rows else None,
+        score_max=stats.score_max,
+        positive_share=(stats.positives / stats.rows if stats.rows else None) if classification else None,
+    )
+
+
+def score_day(
+    storage: Storage,
+    spec: UseCaseSpec,
+    day: dt.date,
+    *,
+    model: Any,
+    fetch_features: FeatureFetcher,
+    lineage: Lineage,
+    chunk_rows: int | None = None,
+) -> CommitResult:
+    """Score and commit the whole day in one process (one part): the single-worker path."""
+    part = score_partition(
+        storage, spec, day, model=model, fetch_features=fetch_features, lineage=lineage, chunk_rows=chunk_rows
+    )
+    return commit_predictions(storage, spec, day, [part], lineage=lineage, chunk_rows=chunk_rows)
