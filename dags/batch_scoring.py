@@ -27,10 +27,11 @@ DOC = """
 ### {name} · batch scoring
 
 **What it does**, for one day (UTC):
-1. `resolve_champion` pins the version alias `champion` of model `{model}` points at. The whole run
-   uses that version, even if a promotion happens meanwhile. **No champion yet** (before the first
-   promotion): the run is skipped, green, with the reason in this task's log.
-2. `wait_for_features` waits for `features/{name}/{fv}/date=<day>/data.parquet`.
+1. `wait_for_features` waits for `features/{name}/{fv}/date=<day>/data.parquet`.
+2. `resolve_champion` pins the version alias `champion` of model `{model}` points at once the day's
+   features are there. The rest of the run uses that version, even if a promotion happens meanwhile.
+   **No champion yet** (before the first promotion): the run is skipped, green, with the reason in
+   this task's log.
 3. `score_partition` ({partitions} mapped task(s)) takes the day's entities (key + timestamp of that
    partition), gets their features from Feast (the version's feature service) and scores them in
    chunks of {chunk_rows:,} rows, so memory does not grow with the day's size.
@@ -100,4 +101,6 @@ for spec in load_specs():
             **common,
         )
 
-        resolve_champion >> wait_for_features >> score_partition >> commit_predictions
+        # Pin the champion when the data is there, not when the run was created: a run waiting
+        # hours for its features must score with the champion of that moment.
+        wait_for_features >> resolve_champion >> score_partition >> commit_predictions

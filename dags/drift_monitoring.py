@@ -27,8 +27,8 @@ DOC = """
 ### {name} · drift monitoring
 
 **What it does**, for one day (UTC):
-1. `resolve_champion` pins the champion version; **no champion yet**: the run is skipped (green).
-2. `wait_for_predictions` waits for `predictions/{name}/date=<day>/data.parquet`.
+1. `wait_for_predictions` waits for `predictions/{name}/date=<day>/data.parquet`.
+2. `resolve_champion` pins the champion version; **no champion yet**: the run is skipped (green).
 3. `compute_drift` compares the predictions of the last {window} day(s) (sampled to {sample:,} rows, seed
    {seed}; missing older days are reported) with the champion's training reference sample, with
    Evidently (`{method}`, threshold `{threshold}`): drift per model feature, share of drifted features,
@@ -122,5 +122,5 @@ for spec in load_specs():
             **common,
         )
 
-        resolve_champion >> wait_for_predictions >> compute_drift >> decide_retrain
+        wait_for_predictions >> resolve_champion >> compute_drift >> decide_retrain
         decide_retrain >> trigger_training >> record_trigger

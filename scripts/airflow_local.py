@@ -70,7 +70,10 @@ class LocalAirflow:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", "4"),
+                "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", "8"),
+                # The task supervisor polls at this interval; at the default 5 s each finished
+                # task keeps its executor slot ~5 s after it ends.
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.url,
@@ -80,6 +83,9 @@ class LocalAirflow:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             }
         )
+        from mlloop_airflow.preload import DEFAULT_MODULES
+
+        env.setdefault("MLLOOP_PRELOAD_MODULES", DEFAULT_MODULES)
         env.update(self.extra_env)
         return env
 
@@ -97,18 +103,30 @@ class LocalAirflow:
             raise AirflowError(f"Airflow is already running for {self.home} (pid file {self.pid_path})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.airflow_home.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "standalone"],
-            env=self.env(),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self.install_local_settings()
+        with open(self.log_path, "ab") as log:
+            # A new session: `stop()` signals the whole process group (standalone's components,
+            # the executor's workers, serve-logs), not just the standalone wrapper.
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "airflow", "standalone"],
+                env=self.env(),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.pid_path.write_text(str(proc.pid))
         self.wait_healthy(timeout, proc)
+
+    def install_local_settings(self) -> None:
+        """Let the scheduler preload heavy libraries for its forked task processes (see
+        mlloop_airflow.preload); switched off by setting MLLOOP_PRELOAD_MODULES to empty."""
+        from mlloop_airflow.preload import LOCAL_SETTINGS
+
+        config = self.airflow_home / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
 
     def wait_healthy(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + timeout
@@ -220,8 +238,14 @@ class AirflowClient:
             body["dag_run_id"] = run_id
         return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)  # type: ignore[no-any-return]
 
-    def backfill(self, dag_id: str, start: dt.date, end: dt.date, max_active_runs: int = 2) -> dict[str, Any]:
-        """One run per day of ``[start, end]`` (``to_date`` is inclusive of the last logical date)."""
+    def backfill(
+        self, dag_id: str, start: dt.date, end: dt.date, max_active_runs: int = 2, attempts: int = 30
+    ) -> dict[str, Any]:
+        """One run per day of ``[start, end]`` (``to_date`` is inclusive of the last logical date).
+
+        On SQLite the API answers 503 "Database is locked" when the scheduler holds the write
+        lock at that moment; that is transient, so creation is retried.
+        """
         body = {
             "dag_id": dag_id,
             "from_date": f"{start.isoformat()}T00:00:00Z",
@@ -229,7 +253,14 @@ class AirflowClient:
             "max_active_runs": max_active_runs,
             "reprocess_behavior": "failed",
         }
-        return self.request("POST", "/backfills", json=body)  # type: ignore[no-any-return]
+        for attempt in range(attempts):
+            try:
+                return self.request("POST", "/backfills", json=body)  # type: ignore[no-any-return]
+            except AirflowError as exc:
+                if "-> 503" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 500, "order_by": "run_after"})[
@@ -255,7 +286,12 @@ class AirflowClient:
         return resp.text
 
     def wait_until(
-        self, what: str, predicate: Callable[[], bool], timeout: float, poll: float = 3.0, on_poll: Callable[[], None] | None = None
+        self,
+        what: str,
+        predicate: Callable[[], bool],
+        timeout: float,
+        poll: float = 3.0,
+        on_poll: Callable[[], None] | None = None,
     ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

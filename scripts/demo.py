@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from airflow_local import ROOT, AirflowClient, AirflowError, LocalAirflow, mlloop_home  # noqa: E402
+from airflow_local import ROOT, AirflowClient, AirflowError, LocalAirflow, mlloop_home
 
 PHASE1_DAYS = 8
 PHASE2_DAYS = 4
@@ -92,7 +92,9 @@ class Loop:
 
     def feast_apply(self) -> None:
         env = self.env()
-        script = "from mlloop.settings import get_settings; print(__import__('json').dumps(get_settings().feast_environment()))"
+        script = (
+            "import json; from mlloop.settings import get_settings as s; print(json.dumps(s().feast_environment()))"
+        )
         feast_env = json.loads(
             subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True).stdout
         )
@@ -224,12 +226,29 @@ class Loop:
 
 
 def describe_verdict(report: dict[str, Any]) -> str:
+    """The drift report's one-line verdict (reports/<uc>/drift/date=<day>/report.json)."""
     if not report:
         return "no report found"
-    decision = report.get("decision") or {}
-    drift = decision.get("drift", report.get("drift"))
-    reasons = decision.get("reasons") or report.get("reasons") or []
-    return ("DRIFT: " if drift else "no drift: ") + ("; ".join(map(str, reasons)) or json.dumps(decision)[:200])
+    return str((report.get("verdict") or {}).get("headline") or ("DRIFT" if report.get("drift") else "no drift"))
+
+
+def describe_registry(registry: dict[str, Any]) -> list[str]:
+    """Champion and previous champion with the gate's numbers, from the versions' tags."""
+    if "error" in registry:
+        return [f"Model registry: could not be read ({registry['error']})"]
+    aliases, tags = registry.get("aliases", {}), registry.get("tags", {})
+    if "champion" not in aliases:
+        return ["Model registry: no champion (every challenger was rejected; see the promotion runs' logs)"]
+    champion = tags.get("champion", {})
+    gate = champion.get("gate.vs_champion") or champion.get("gate.floor", "")
+    numbers = ", ".join(part for part in gate.split("; ")[1:4] if "=" in part)
+    lines = [
+        f"Champion: v{aliases['champion']} ({champion.get('gate.primary_metric', 'metric')} {numbers}; "
+        f"{champion.get('gate.window', '')})"
+    ]
+    if "previous-champion" in aliases:
+        lines.append(f"Previous champion (rollback target): v{aliases['previous-champion']}")
+    return lines
 
 
 def summary(loop: Loop) -> str:
@@ -256,11 +275,8 @@ def summary(loop: Loop) -> str:
         "",
         "=" * 78,
         f"The loop ran in {loop.result.elapsed() / 60:.1f} min.",
-        f"Model registry ({loop.use_case}): aliases {registry.get('aliases', registry)}",
+        *describe_registry(registry),
     ]
-    for alias, tags in (registry.get("tags") or {}).items():
-        decision = {k: v for k, v in tags.items() if "metric" in k or "decision" in k or k.startswith("gate")}
-        lines.append(f"  {alias}: {json.dumps(decision)[:300]}")
     lines += [
         f"Rows scored: {rows:,} in {len(predictions)} partitions under {root / 'predictions' / loop.use_case}",
         "Drift checks:",

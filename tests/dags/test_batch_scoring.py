@@ -29,8 +29,8 @@ def test_no_champion_yet_skips_the_run(ingested, spec) -> None:  # type: ignore[
 
     assert dag_run.state == "success"
     assert task_states(dag_run) == {
+        "wait_for_features": "success",
         "resolve_champion": "skipped",
-        "wait_for_features": "skipped",
         "score_partition": "skipped",
         "commit_predictions": "skipped",
     }

@@ -1,0 +1,51 @@
+"""Import the heavy libraries once in the process that forks task processes.
+
+With the LocalExecutor each task runs in a process forked (twice) from the scheduler, and with
+Celery in a fork of the worker; a library the parent imported is free in every task. Importing
+Feast, Great Expectations, MLflow, scikit-learn and Evidently costs 2-7 s each per task otherwise
+(STACK.md), which dominates short tasks on a small machine.
+
+Opt-in per deployment: ``$AIRFLOW_HOME/config/airflow_local_settings.py`` calls
+:func:`preload_for_task_processes`, which imports ``MLLOOP_PRELOAD_MODULES`` (comma-separated) only
+in the scheduler or a Celery worker, never in the API server, DAG processor or triggerer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODULES = "pandas,pyarrow.parquet,sklearn.ensemble,mlflow.sklearn,great_expectations,feast,evidently"
+LOCAL_SETTINGS = '''"""Written by scripts/airflow_local.py: preload heavy libraries for task processes."""
+
+from mlloop_airflow.preload import preload_for_task_processes
+
+preload_for_task_processes()
+'''
+
+
+def _forks_task_processes(argv: list[str]) -> bool:
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    return args[:1] == ["scheduler"] or args[:2] == ["celery", "worker"]
+
+
+def preload_for_task_processes(argv: list[str] | None = None) -> list[str]:
+    """Import the configured modules if this process forks task processes; return what it imported."""
+    modules = [m.strip() for m in os.environ.get("MLLOOP_PRELOAD_MODULES", "").split(",") if m.strip()]
+    if not modules or not _forks_task_processes(argv if argv is not None else sys.argv):
+        return []
+    started = time.monotonic()
+    done = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+            done.append(name)
+        except Exception as exc:  # a missing optional library must not stop the scheduler
+            log.warning("mlloop preload: could not import %s: %s", name, exc)
+    log.info("mlloop preload: imported %s in %.1fs", ", ".join(done), time.monotonic() - started)
+    return done
