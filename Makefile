@@ -57,7 +57,7 @@ format: install  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 feast-apply: install  ## deploy feature_repo/ into the Feast registry of $$MLLOOP_HOME
-	@eval "$$($(PY) -c 'from mlloop.settings import get_settings; s=get_settings(); s.export_feast_environment(); print(" ".join(f"export {k}=\x27{v}\x27;" for k, v in s.feast_environment().items()))')" && \
+	@eval "$$($(PY) -c 'from mlloop.settings import get_settings; s=get_settings(); s.prepare_local_paths(); print(" ".join(f"export {k}=\x27{v}\x27;" for k, v in s.feast_environment().items()))')" && \
 		cd feature_repo && $(VENV)/bin/feast apply
 
 mlflow-ui: install  ## browse runs, models and aliases of the local MLflow store

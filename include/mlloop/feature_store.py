@@ -37,8 +37,8 @@ def open_store(settings: Settings | None = None) -> FeatureStore:
     from feast import FeatureStore
 
     settings = settings or get_settings()
-    settings.export_feast_environment()
-    return FeatureStore(repo_path=str(settings.feast_repo_path))
+    with settings.feast_environment_applied():
+        return FeatureStore(repo_path=str(settings.feast_repo_path))
 
 
 class FeatureRegistryError(RuntimeError):
@@ -116,7 +116,6 @@ def apply_registry(settings: Settings | None = None) -> None:
     from feast.repo_operations import apply_total
 
     settings = settings or get_settings()
-    settings.export_feast_environment()
     repo = settings.feast_repo_path.resolve()
     for name, module in list(sys.modules.items()):
         if getattr(module, "__file__", None) and str(module.__file__).startswith(str(repo) + os.sep):
@@ -124,9 +123,10 @@ def apply_registry(settings: Settings | None = None) -> None:
     if str(repo) not in sys.path:
         # Feast imports the repo's files as top-level modules; its CLI puts the repo on sys.path too.
         sys.path.append(str(repo))
-    config = load_repo_config(repo, repo / "feature_store.yaml")
     cwd = Path.cwd()
-    try:
-        apply_total(config, repo, skip_source_validation=True)
-    finally:
-        os.chdir(cwd)
+    with settings.feast_environment_applied():
+        config = load_repo_config(repo, repo / "feature_store.yaml")
+        try:
+            apply_total(config, repo, skip_source_validation=True)
+        finally:
+            os.chdir(cwd)

@@ -19,6 +19,9 @@ Conventions every stage relies on (the training code writes them, scoring and dr
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,11 +148,25 @@ def aliases(client: MlflowClient, model_name: str) -> dict[str, str]:
         raise
 
 
+@contextmanager
+def quiet_module_probing() -> Iterator[None]:
+    """Silence the warnings skops triggers while (de)serializing a model.
+
+    skops (MLflow 3's sklearn format) finds scipy ufuncs by probing ``getattr(module, name)`` on
+    every imported module; in an Airflow task those include Airflow's deprecated-import shims,
+    each of which warns on access: 200+ identical warnings per model, drowning the task log.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The `airflow\.[\w.]+` is deprecated")
+        yield
+
+
 def load_model(ref: ModelRef) -> Any:
     """Load the scikit-learn model of a pinned version."""
     import mlflow.sklearn
 
-    return mlflow.sklearn.load_model(ref.uri)
+    with quiet_module_probing():
+        return mlflow.sklearn.load_model(ref.uri)
 
 
 def load_reference_sample(client: MlflowClient, ref: ModelRef) -> pd.DataFrame:

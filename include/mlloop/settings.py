@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,16 +67,33 @@ class Settings:
             "MLLOOP_FEAST_ONLINE_STORE": self.feast_online_store,
         }
 
-    def export_feast_environment(self) -> None:
-        """Make ``feature_store.yaml``'s ``${VAR}``s resolve to these settings in this process."""
-        for key, value in self.feast_environment().items():
-            os.environ[key] = value
+    def prepare_local_paths(self) -> None:
+        """Create the local folders the embedded defaults write into (no-op for remote URLs)."""
         if self.storage_root.startswith("/"):
             Path(self.storage_root).mkdir(parents=True, exist_ok=True)
-        local_paths = [self.feast_registry, json.loads(self.feast_online_store).get("path", "")]
-        for path in local_paths:
+        for path in (self.feast_registry, json.loads(self.feast_online_store).get("path", "")):
             if path.startswith("/"):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def feast_environment_applied(self) -> Iterator[None]:
+        """Expose :meth:`feast_environment` while Feast reads ``feature_store.yaml``, then restore.
+
+        Feast expands ``${VAR}`` only when it loads the file, so the variables are needed just
+        for that moment; leaving them in ``os.environ`` would leak one deployment's paths into
+        every process started later from this one.
+        """
+        self.prepare_local_paths()
+        saved = {key: os.environ.get(key) for key in self.feast_environment()}
+        os.environ.update(self.feast_environment())
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def get_settings() -> Settings:

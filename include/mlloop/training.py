@@ -36,6 +36,7 @@ from mlloop.registry import (
     ModelRef,
     ensure_experiment,
     predict_scores,
+    quiet_module_probing,
 )
 from mlloop.settings import PROJECT_ROOT, Settings, get_settings
 from mlloop.spec import UseCaseSpec
@@ -513,7 +514,7 @@ def log_and_register(
                 client.log_artifact(run_id, str(folder / VALIDATION_ARTIFACT), artifact_path="validation")
         example = model_input(frame.head(5), spec)
         signature = infer_signature(model_input(reference, spec), reference[PREDICTION_COLUMN].to_numpy())
-        with compute_threads():  # log_model scores the input example to validate it
+        with compute_threads(), quiet_module_probing():  # log_model scores the input example
             info = mlflow.sklearn.log_model(
                 trained.pipeline,
                 name=MODEL_NAME,
