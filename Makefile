@@ -14,7 +14,8 @@ PY := $(VENV)/bin/python
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install demo up down status test test-fast lint format feast-apply mlflow-ui bench clean
+.PHONY: help install demo up down status test test-fast test-services lint format feast-apply mlflow-ui bench clean \
+	scaled-demo scaled-up scaled-down compose-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +48,21 @@ test: install  ## the whole test suite: unit, Airflow integration, end to end
 test-fast: install  ## unit and integration tests, without the end-to-end ones
 	$(VENV)/bin/pytest -m "not e2e and not services and not browser"
 
+test-services: install  ## the loop on the scaled topology (needs this machine's PostgreSQL and Redis)
+	MLLOOP_REQUIRE_SERVICES=1 $(VENV)/bin/pytest -m services
+
+scaled-demo: install  ## the whole loop on the scaled topology as local processes (Celery, Postgres, Redis, S3)
+	$(PY) scripts/scaled_local.py demo
+
+scaled-up: install  ## start the scaled topology as local processes (no demo data)
+	$(PY) scripts/scaled_local.py up
+
+scaled-down:  ## stop the scaled topology, drop its databases and Redis DBs
+	@if [ -x $(PY) ]; then $(PY) scripts/scaled_local.py down; fi
+
+compose-check: install  ## validate docker-compose.yaml and lint the Dockerfile (no Docker needed)
+	$(VENV)/bin/pytest tests/deploy
+
 lint: install  ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -67,5 +83,5 @@ mlflow-ui: install  ## browse runs, models and aliases of the local MLflow store
 bench: install  ## benchmarks against their raw limits (bench/README.md)
 	$(PY) -m bench
 
-clean: down  ## remove the local state (.mlloop) and caches
-	rm -rf .mlloop .pytest_cache .mypy_cache .ruff_cache
+clean: down scaled-down  ## remove the local state (.mlloop, .mlloop-scaled) and caches
+	rm -rf .mlloop .mlloop-scaled .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,9 @@
 """Batch scoring: one DAG per use case, ``<use_case>__batch_scoring``.
 
 Per daily interval: pin the champion version -> wait for the day's features -> score the day's
-entities through Feast in bounded memory, split into ``scoring.partitions`` mapped tasks -> validate
-all parts and publish them as one prediction partition -> update the predictions Asset.
+entities through Feast in bounded memory, split into N mapped tasks (the ``partitions`` Param, else
+the spec's ``scoring.partitions``) -> validate all parts and publish them as one prediction partition
+-> update the predictions Asset.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from mlloop_airflow.dag_defaults import (
     day_param,
     default_args,
     interval_timetable,
+    on_call_doc,
+    partitions_param,
     sensor_poke_seconds,
     start_date,
     tags,
 )
 from mlloop_airflow.operators.champion import ResolveChampionOperator
-from mlloop_airflow.operators.scoring import CommitPredictionsOperator, ScorePartitionOperator
+from mlloop_airflow.operators.scoring import (
+    CommitPredictionsOperator,
+    PlanScoringPartsOperator,
+    ScorePartitionOperator,
+)
 from mlloop_airflow.sensors.storage import PartitionSensor
 
 DOC = """
@@ -32,17 +39,21 @@ DOC = """
    features are there. The rest of the run uses that version, even if a promotion happens meanwhile.
    **No champion yet** (before the first promotion): the run is skipped, green, with the reason in
    this task's log.
-3. `score_partition` ({partitions} mapped task(s)) takes the day's entities (key + timestamp of that
-   partition), gets their features from Feast (the version's feature service) and scores them in
-   chunks of {chunk_rows:,} rows, so memory does not grow with the day's size.
-4. `commit_predictions` checks the output (one row per entity, no missing key or score, scores in range,
+3. `plan_parts` splits the day into N parts: the **Parts** parameter of a manual trigger, else the
+   spec's `scoring.partitions` ({partitions}).
+4. `score_partition` (N mapped tasks, spread over the workers) takes its share of the day's entities
+   (key + timestamp of that partition, split by a stable hash of the key), gets their features from
+   Feast (the version's feature service) and scores them in chunks of {chunk_rows:,} rows, so memory
+   does not grow with the day's size.
+5. `commit_predictions` checks the output (one row per entity, no missing key or score, scores in range,
    one model version) and only then publishes `predictions/{name}/date=<day>/data.parquet` in one step,
    replacing a previous run's partition.
 
 Every prediction row carries the entity key, event timestamp, the model's input features, `score`
 (and `predicted_class`), `model_name`, `model_version` and `airflow_run_id`.
 
-**Triggered by**: the `{schedule}` schedule, a backfill, or a manual trigger with the **Day** parameter set.
+**Triggered by**: the `{schedule}` schedule, a backfill, or a manual trigger with the **Day** parameter set
+(and, optionally, **Parts**).
 
 **Emits**: Asset `{name}.predictions`, with extra `day`, `model_version` and `rows`.
 
@@ -64,7 +75,7 @@ for spec in load_specs():
         catchup=False,
         max_active_runs=4,
         default_args=default_args(spec),
-        params={"day": day_param()},
+        params={"day": day_param(), "partitions": partitions_param(spec)},
         tags=tags(spec, "batch_scoring"),
         doc_md=DOC.format(
             name=spec.name,
@@ -73,6 +84,11 @@ for spec in load_specs():
             partitions=spec.scoring.partitions,
             chunk_rows=spec.scoring.chunk_rows,
             schedule=spec.schedule.scoring,
+        )
+        + on_call_doc(
+            "`commit_predictions` logs what it published: rows (one per entity of the day), model version, "
+            "score range.",
+            "`resolve_champion` opens the pinned model version in MLflow.",
         ),
     ):
         common = {"use_case": spec.name, "day": "{{ params.day }}"}
@@ -87,12 +103,12 @@ for spec in load_specs():
             timeout=spec.schedule.raw_batch_timeout_hours * 3600,
             **common,
         )
+        plan_parts = PlanScoringPartsOperator(task_id="plan_parts", partitions="{{ params.partitions }}", **common)
         score_partition = ScorePartitionOperator.partial(
             task_id="score_partition",
             champion=resolve_champion.output,
-            partitions=spec.scoring.partitions,
             **common,
-        ).expand(partition=list(range(spec.scoring.partitions)))
+        ).expand_kwargs(plan_parts.output)
         commit_predictions = CommitPredictionsOperator(
             task_id="commit_predictions",
             champion=resolve_champion.output,
@@ -103,4 +119,4 @@ for spec in load_specs():
 
         # Pin the champion when the data is there, not when the run was created: a run waiting
         # hours for its features must score with the champion of that moment.
-        wait_for_features >> resolve_champion >> score_partition >> commit_predictions
+        wait_for_features >> resolve_champion >> plan_parts >> score_partition >> commit_predictions

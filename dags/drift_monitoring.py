@@ -15,6 +15,7 @@ from mlloop_airflow.dag_defaults import (
     day_param,
     default_args,
     interval_timetable,
+    on_call_doc,
     sensor_poke_seconds,
     start_date,
     tags,
@@ -37,8 +38,8 @@ DOC = """
    It writes `reports/{name}/drift/date=<day>/report.html` and `report.json` and an MLflow
    `monitoring` run in experiment `{experiment}`.
 4. `decide_retrain` applies the policy: drift if >= {share:.0%} of the features drifted, or any of
-   {keys} drifted, or `{metric}` dropped more than {drop} below the holdout. It logs one line with
-   the verdict and numbers. A retrain starts only if no `{training}` run is queued or running and the last
+   {keys} drifted, or `{metric}` is worse than on the holdout by more than {drop}. It logs one summary of
+   the verdict and its numbers. A retrain starts only if no `{training}` run is queued or running and the last
    drift-triggered one is more than {cooldown:g} h old.
 5. `trigger_training` starts `{training}` with conf `reason`, `cutoff_day`, `drift`, `drift_report`;
    `record_trigger` remembers it in `reports/{name}/drift/last_trigger.json` (the cooldown).
@@ -85,6 +86,12 @@ for spec in load_specs():
             training=training_dag_id,
             cooldown=spec.drift.cooldown_hours,
             schedule=spec.schedule.drift,
+        )
+        + on_call_doc(
+            "`decide_retrain` logs the verdict, why, the features closest to (or past) their threshold, "
+            "prediction drift, quality on labels, rows compared, the retrain decision and the report's address.",
+            "`compute_drift` opens the Evidently report, its MLflow monitoring run and the champion version; "
+            "`decide_retrain` the report.",
         ),
     ):
         common = {"use_case": spec.name, "day": "{{ params.day }}"}

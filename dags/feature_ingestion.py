@@ -16,6 +16,7 @@ from mlloop_airflow.dag_defaults import (
     day_param,
     default_args,
     interval_timetable,
+    on_call_doc,
     sensor_poke_seconds,
     start_date,
     tags,
@@ -65,8 +66,12 @@ for spec in load_specs():
             name=spec.name,
             dag_id=spec.dag_id("feature_ingestion"),
             fv=spec.features.feature_view,
-            schedule=interval_timetable(spec.schedule.ingestion),
+            schedule=spec.schedule.ingestion,
             max_bad=spec.raw.max_bad_row_share,
+        )
+        + on_call_doc(
+            "`validate_observations` and `validate_labels` each log one: rows in, valid and quarantined "
+            "(share and limit), then every expectation that failed with its row count."
         ),
     ):
         common = {"use_case": spec.name, "day": "{{ params.day }}"}

@@ -15,15 +15,19 @@ from airflow.sdk import DAG, Param
 from mlloop.metrics import higher_is_better
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import challenger_asset, champion_asset
-from mlloop_airflow.dag_defaults import default_args, start_date, tags
+from mlloop_airflow.dag_defaults import default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.promotion import (
     EvaluateChallengerOperator,
     PromoteChallengerOperator,
     RejectChallengerOperator,
 )
+from mlloop_airflow.pools import CHAMPION_POOL
 
-# An unanswered approval must not hold the DAG (max_active_runs=1) forever: it rejects after this.
+# An unanswered approval must not wait forever: it rejects after this.
 APPROVAL_TIMEOUT = dt.timedelta(days=3)
+# Runs may overlap (a slow evaluation or a pending approval does not hold newer challengers back);
+# the alias moves themselves are serialized by pool CHAMPION_POOL, with a re-evaluation if needed.
+MAX_ACTIVE_RUNS = 3
 
 DOC = """
 ### {name} · promotion (gated)
@@ -37,9 +41,12 @@ DOC = """
    - vs champion: no more than {max_reg} worse;
    - segments of `{segment}`: no slice with >= {min_rows} rows more than {max_seg} worse.
    With no champion, the floor alone decides.
-{approval}3. Passed: `promote_challenger` points `champion` at the challenger, the old champion becomes
-   `previous-champion`, the version is tagged `promotion.decision=promoted`. It refuses if the
-   champion changed since the evaluation.
+{approval}{decided}. Passed: `promote_challenger` points `champion` at the challenger, the old champion becomes
+   `previous-champion`, the version is tagged `promotion.decision=promoted`. It runs in pool
+   `{pool}` (one slot, shared with rollback), so no two alias moves interleave. If the champion
+   changed since the evaluation (another run or a rollback got there first), it re-runs the gate
+   against the current champion and promotes only if the challenger still passes; otherwise it
+   records the rejection and is **skipped** (green).
    Failed: `reject_challenger` tags the version `promotion.decision=rejected` with the reasons; the
    champion stays and the run is **green**: a rejection is a decision.
 
@@ -51,8 +58,10 @@ empty = alias `challenger`).
 **When it fails**
 - *evaluate_challenger: cannot evaluate*: there are no labels newer than both models' training data
   (or the metric is undefined on them). Clear the task after more labels are ingested.
-- *promote_challenger: champion changed*: another promotion or a rollback moved the champion after
-  the evaluation; nothing was overwritten. Clear `evaluate_challenger` to re-evaluate.
+- *promote_challenger waits in "scheduled"*: another alias move holds pool `{pool}`; if it waits
+  forever, the pool does not exist in this deployment: `airflow pools set {pool} 1 "..."`.
+- *promote_challenger: champion changed*: something outside the pool (a script, another deployment)
+  moved the champion; nothing was overwritten. Stop it, then clear `evaluate_challenger`.
 - MLflow or Feast unreachable: retries by itself; every step can be cleared and rerun safely.
 """
 
@@ -85,7 +94,7 @@ for spec in load_specs():
         schedule=[challenger_asset(spec.name)],
         start_date=start_date(spec),
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=MAX_ACTIVE_RUNS,
         default_args=default_args(spec),
         params=promotion_params(),
         render_template_as_native_obj=True,
@@ -101,7 +110,15 @@ for spec in load_specs():
             segment=spec.promotion.segment_column or "(none)",
             min_rows=spec.promotion.min_segment_rows,
             max_seg=spec.promotion.max_segment_regression,
+            pool=CHAMPION_POOL,
             approval=APPROVAL_DOC.format(hours=int(APPROVAL_TIMEOUT.total_seconds() // 3600)) if approval else "",
+            decided=3 if approval else 2,
+        )
+        + on_call_doc(
+            "`evaluate_challenger` logs the gate table: every gate with both models' numbers, the limit, the "
+            "result and the decision.",
+            "`evaluate_challenger`, `promote_challenger` and `reject_challenger` open the model version in MLflow "
+            "(its `gate.*` and `promotion.*` tags say why).",
         ),
     ):
         evaluate = EvaluateChallengerOperator(

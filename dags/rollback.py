@@ -10,7 +10,7 @@ from airflow.sdk import DAG, Param
 
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import champion_asset
-from mlloop_airflow.dag_defaults import default_args, start_date, tags
+from mlloop_airflow.dag_defaults import default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.promotion import RollbackChampionOperator
 
 DOC = """
@@ -52,13 +52,18 @@ for spec in load_specs():
             "reason": Param(
                 None,
                 type=["null", "string"],
+                maxLength=1000,
                 title="Reason",
                 description="Why you roll back (recorded as a tag on the restored version).",
             ),
         },
         render_template_as_native_obj=True,
         tags=tags(spec, "rollback"),
-        doc_md=DOC.format(name=spec.name, model=spec.registered_model_name),
+        doc_md=DOC.format(name=spec.name, model=spec.registered_model_name)
+        + on_call_doc(
+            "`rollback_champion` logs the alias move (ROLLED BACK: champion vX -> vY) or why it was refused.",
+            "`rollback_champion` opens the restored model version in MLflow.",
+        ),
     ):
         RollbackChampionOperator(
             task_id="rollback_champion",

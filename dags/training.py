@@ -11,7 +11,7 @@ from airflow.sdk import DAG, Param
 
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import challenger_asset, features_asset
-from mlloop_airflow.dag_defaults import DAY_PATTERN, default_args, start_date, tags
+from mlloop_airflow.dag_defaults import DAY_PATTERN, default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.training import (
     BuildTrainingSetOperator,
     TrainingDecisionOperator,
@@ -32,7 +32,7 @@ DOC = """
    and writes `staging/{name}/training_set/date=<cutoff>/data.parquet`. The log counts rows Feast
    dropped or found no features for.
 3. `validate_training_set` checks it with Great Expectations: columns and types, at least {min_rows}
-   rows, the label present and balanced (each class >= {min_share:.0%}), feature ranges.
+   rows, the label present and {label_rule}, feature ranges.
 4. `train_and_register` trains `{estimator}` on all but the newest {holdout} day(s), evaluates on those,
    logs params, `holdout_<metric>` metrics, lineage tags, the training-set fingerprint, the validation
    report and the drift reference sample to MLflow experiment `{experiment}`, registers a version of
@@ -50,8 +50,28 @@ DOC = """
 - *build_training_set*: no label partitions in the window, or Feast's registry lacks the service
   (`make feast-apply`). Storage or registry hiccups retry by themselves.
 - *train_and_register*: a data fault (one class only, every row in the holdout) fails at once with the
-  reason; MLflow being unreachable retries. Clearing and rerunning is safe: a rerun registers a new version.
+  reason; MLflow being unreachable retries. Clearing and rerunning is safe: a rerun of the same run
+  finishes the version that run registered instead of registering a duplicate.
 """
+
+
+# What a trigger's drift_report may look like; that it is under *this* storage root is checked by
+# decide_training (the root is deployment configuration, not something a schema can know).
+DRIFT_REPORT_PATTERN = r"^(?!.*(^|/)\.\.(/|$))\S*/reports/[a-z][a-z0-9_]*/drift/date=\d{4}-\d{2}-\d{2}/report\.html$"
+_NUMBER = {"type": ["null", "number"]}
+# The keys of mlloop.drift.DRIFT_NUMBER_KEYS, typed: the drift monitor sends exactly these.
+DRIFT_NUMBERS_SCHEMA = {
+    "drifted_share": {"type": "number", "minimum": 0, "maximum": 1},
+    "drifted_features": {"type": "object", "additionalProperties": _NUMBER},
+    "key_features_drifted": {"type": "array", "items": {"type": "string", "maxLength": 200}},
+    "prediction_drift": _NUMBER,
+    "prediction_drifted": {"type": ["null", "boolean"]},
+    "quality_metric": {"type": ["null", "string"], "maxLength": 50},
+    "quality_current": _NUMBER,
+    "quality_reference": _NUMBER,
+    "quality_drop": _NUMBER,
+    "labelled_rows": {"type": "integer", "minimum": 0},
+}
 
 
 def training_params() -> dict[str, Param]:
@@ -59,6 +79,7 @@ def training_params() -> dict[str, Param]:
         "reason": Param(
             None,
             type=["null", "string"],
+            maxLength=1000,
             title="Reason",
             description=(
                 "Why training is requested (e.g. 'drift: income shock'). Set, it trains even if the "
@@ -80,14 +101,21 @@ def training_params() -> dict[str, Param]:
         "drift": Param(
             None,
             type=["null", "object"],
+            properties=DRIFT_NUMBERS_SCHEMA,
+            additionalProperties=False,
             title="Drift numbers",
             description="Set by the drift monitor: the numbers behind the trigger (logged as run tags).",
         ),
         "drift_report": Param(
             None,
             type=["null", "string"],
+            maxLength=1024,
+            pattern=DRIFT_REPORT_PATTERN,
             title="Drift report",
-            description="Set by the drift monitor: where the drift report is (logged as a run tag).",
+            description=(
+                "Set by the drift monitor: where the drift report is (logged as a run tag). Must be a "
+                "reports/<use case>/drift/date=YYYY-MM-DD/report.html under the storage root."
+            ),
         ),
     }
 
@@ -111,10 +139,19 @@ for spec in load_specs():
             min_rows=spec.model.min_training_rows,
             window=spec.model.training_window_days or "all",
             service=spec.model.feature_service,
-            min_share=spec.labels.min_class_share,
+            label_rule=(
+                f"balanced (each class >= {spec.labels.min_class_share:.0%})"
+                if spec.model.task == "classification"
+                else "varying (a constant target teaches nothing)"
+            ),
             estimator=spec.model.estimator,
             holdout=spec.model.holdout_days,
             experiment=spec.experiment_name,
+        )
+        + on_call_doc(
+            "`decide_training` logs its decision in one line (TRAIN or NO TRAINING, and why); "
+            "`validate_training_set` the validation table; `train_and_register` the holdout metrics.",
+            "`train_and_register` opens its MLflow run and the model version it registered.",
         ),
     ):
         decide = TrainingDecisionOperator(
@@ -123,6 +160,7 @@ for spec in load_specs():
             cutoff_day="{{ params.cutoff_day }}",
             reason="{{ params.reason }}",
             force="{{ params.force }}",
+            drift_report="{{ params.drift_report }}",
         )
         build = BuildTrainingSetOperator(
             task_id="build_training_set", use_case=spec.name, cutoff_day=decide.output["cutoff_day"]

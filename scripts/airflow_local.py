@@ -3,6 +3,9 @@
     python scripts/airflow_local.py up      # start `airflow standalone` in the background
     python scripts/airflow_local.py status  # is it up, where, and the login
     python scripts/airflow_local.py down    # stop it
+    python scripts/airflow_local.py parse   # parse dags/ as Airflow does: DAG ids, import errors
+    python scripts/airflow_local.py run <dag_id> [--day YYYY-MM-DD] [--conf JSON]
+                                            # trigger one run, wait, print its tasks' states
 
 ``airflow standalone`` runs every Airflow 3 component (API server + UI, scheduler, DAG processor,
 triggerer) with a LocalExecutor on a SQLite metadata DB under ``$MLLOOP_HOME/airflow``. The
@@ -28,6 +31,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL_RUN_STATES = {"success", "failed"}
+LOCKED_DB_ATTEMPTS = 60
 
 
 def mlloop_home() -> Path:
@@ -80,6 +84,9 @@ class LocalAirflow:
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+                # SQLite: wait up to a minute for the write lock instead of failing after 5 s
+                # (see mlloop_airflow.local_db; no effect on other databases).
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "mlloop_airflow.local_db.CONNECT_ARGS",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             }
         )
@@ -118,6 +125,7 @@ class LocalAirflow:
             )
         self.pid_path.write_text(str(proc.pid))
         self.wait_healthy(timeout, proc)
+        self.client().ensure_pools()
 
     def install_local_settings(self) -> None:
         """Let the scheduler preload heavy libraries for its forked task processes (see
@@ -161,6 +169,12 @@ class LocalAirflow:
         self.pid_path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ access
+    def storage(self) -> Any:
+        """The storage root the tasks write (a :class:`mlloop.storage.Storage`), for reading results."""
+        from mlloop.storage import local_storage
+
+        return local_storage(str(self.home / "storage"))
+
     @property
     def password_file(self) -> Path:
         return self.airflow_home / "simple_auth_manager_passwords.json.generated"
@@ -203,15 +217,38 @@ class AirflowClient:
         return {"Authorization": f"Bearer {self._token}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        for _ in range(2):
+        """One REST call. Idempotent ones (GET, PATCH) are retried while SQLite is locked (503, or 500
+        "Database error" when the lock outlasts the busy timeout): busy schedulers do that."""
+        unauthorized = 0
+        for attempt in range(LOCKED_DB_ATTEMPTS):
             resp = self.session.request(method, f"{self.url}/api/v2{path}", headers=self._auth(), timeout=60, **kwargs)
-            if resp.status_code == 401:
+            if resp.status_code == 401 and unauthorized == 0:
                 self._token = None
+                unauthorized += 1
+                continue
+            locked = resp.status_code == 503 or (resp.status_code == 500 and "Database error" in resp.text)
+            if locked and method in ("GET", "PATCH") and attempt < LOCKED_DB_ATTEMPTS - 1:
+                time.sleep(2)
                 continue
             if resp.status_code >= 400:
                 raise AirflowError(f"{method} {path} -> {resp.status_code}: {resp.text[:500]}")
             return resp.json() if resp.content else None
         raise AirflowError(f"{method} {path}: not authorized")
+
+    # pools
+    def ensure_pools(self) -> None:
+        """Create (or resize) the pools the DAGs need (mlloop_airflow.pools): a task in a missing
+        pool is never scheduled."""
+        from mlloop_airflow.pools import POOLS
+
+        for name, (slots, description) in POOLS.items():
+            body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
+            try:
+                self.request("POST", "/pools", json=body)
+            except AirflowError as exc:
+                if "-> 409" not in str(exc):
+                    raise
+                self.request("PATCH", f"/pools/{name}", json=body)
 
     # dags
     def dag_ids(self) -> list[str]:
@@ -239,12 +276,14 @@ class AirflowClient:
         return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)  # type: ignore[no-any-return]
 
     def backfill(
-        self, dag_id: str, start: dt.date, end: dt.date, max_active_runs: int = 2, attempts: int = 30
+        self, dag_id: str, start: dt.date, end: dt.date, max_active_runs: int = 2, timeout: float = 900
     ) -> dict[str, Any]:
         """One run per day of ``[start, end]`` (``to_date`` is inclusive of the last logical date).
 
-        On SQLite the API answers 503 "Database is locked" when the scheduler holds the write
-        lock at that moment; that is transient, so creation is retried.
+        On SQLite the API answers 503 "Database is locked", or 500 "Database error" when the lock
+        outlasts the busy timeout, while the scheduler holds the write lock. With several use cases'
+        runs writing on a busy machine that can last minutes, so creation is retried for up to
+        ``timeout`` seconds. If a failed attempt did create the backfill, the retry's 409 returns it.
         """
         body = {
             "dag_id": dag_id,
@@ -253,14 +292,23 @@ class AirflowClient:
             "max_active_runs": max_active_runs,
             "reprocess_behavior": "failed",
         }
-        for attempt in range(attempts):
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
             try:
                 return self.request("POST", "/backfills", json=body)  # type: ignore[no-any-return]
             except AirflowError as exc:
-                if "-> 503" not in str(exc) or attempt == attempts - 1:
+                message = str(exc)
+                if attempt and "-> 409" in message:
+                    backfills = self.request("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
+                    mine = [b for b in backfills if b["from_date"][:10] == start.isoformat() and not b["completed_at"]]
+                    if mine:
+                        return mine[-1]  # type: ignore[no-any-return]
+                transient = "-> 503" in message or ("-> 500" in message and "Database error" in message)
+                if not transient or time.monotonic() > deadline:
                     raise
-                time.sleep(2)
-        raise AssertionError("unreachable")
+                attempt += 1
+                time.sleep(min(2 + attempt, 10))
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 500, "order_by": "run_after"})[
@@ -275,15 +323,26 @@ class AirflowClient:
             "task_instances"
         ]
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
+        """One try's log as text: each structured line's event, then its other fields as key=value.
+
+        (Airflow 3.3's log endpoint serves JSON or NDJSON only; text/plain is answered 406.)
+        """
         resp = self.session.get(
             f"{self.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            headers={**self._auth(), "Accept": "text/plain"},
-            params={"full_content": "true"},
+            headers={**self._auth(), "Accept": "application/json"},
+            params={"full_content": "true", "map_index": map_index},
             timeout=60,
         )
         resp.raise_for_status()
-        return resp.text
+        lines = []
+        for item in resp.json().get("content") or []:
+            if isinstance(item, dict):
+                fields = " ".join(f"{k}={v}" for k, v in item.items() if k not in ("event", "timestamp"))
+                lines.append(f"{item.get('event', '')} {fields}".rstrip())
+            else:
+                lines.append(str(item))
+        return "\n".join(lines)
 
     def wait_until(
         self,
@@ -303,11 +362,72 @@ class AirflowClient:
         raise AirflowError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+PARSE_SCRIPT = """
+import json, time
+from airflow.dag_processing.dagbag import DagBag
+started = time.perf_counter()
+bag = DagBag(dag_folder={folder!r})
+print(json.dumps({{
+    "seconds": round(time.perf_counter() - started, 2),
+    "dags": {{dag_id: dag.fileloc for dag_id, dag in sorted(bag.dags.items())}},
+    "errors": bag.import_errors,
+}}))
+"""
+
+
+def parse_dags(airflow: LocalAirflow) -> int:
+    """Parse dags/ the way the DAG processor does, with this Airflow's configuration."""
+    code = PARSE_SCRIPT.format(folder=str(ROOT / "dags"))
+    out = subprocess.run([sys.executable, "-c", code], env=airflow.env(), capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        print(out.stderr[-3000:], file=sys.stderr)
+        return 1
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for dag_id, path in result["dags"].items():
+        print(f"  {dag_id:<40} {Path(path).name}")
+    for path, error in result["errors"].items():
+        print(f"IMPORT ERROR in {path}:\n{error}", file=sys.stderr)
+    print(f"{len(result['dags'])} DAGs, {len(result['errors'])} import error(s), parsed in {result['seconds']} s")
+    return 1 if result["errors"] else 0
+
+
+def run_once(airflow: LocalAirflow, dag_id: str, conf: dict[str, Any], timeout: float) -> int:
+    """Unpause ``dag_id``, trigger one run with ``conf``, wait for it and print its tasks' states."""
+    if airflow.running_pid() is None:
+        print("Airflow is not running: start it with `python scripts/airflow_local.py up`.", file=sys.stderr)
+        return 1
+    client = airflow.client()
+    client.wait_for_dags([dag_id], timeout=120)
+    client.set_paused(dag_id, False)
+    run_id = client.trigger(dag_id, conf)["dag_run_id"]
+    print(f"Triggered {dag_id} run {run_id} with conf {json.dumps(conf)}; waiting (up to {timeout:.0f} s)...")
+    client.wait_until(
+        f"{dag_id} run {run_id}", lambda: client.run(dag_id, run_id)["state"] in TERMINAL_RUN_STATES, timeout
+    )
+    state = client.run(dag_id, run_id)["state"]
+    for ti in sorted(client.task_instances(dag_id, run_id), key=lambda t: (t["start_date"] or "", t["task_id"])):
+        mapped = f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""
+        print(f"  {ti['task_id'] + mapped:<32} {ti['state']}")
+    print(f"Run {state}: {airflow.url}/dags/{dag_id}/runs/{run_id}")
+    return 0 if state == "success" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "parse", "run"])
+    parser.add_argument("dag_id", nargs="?", help="for run: the DAG to trigger")
+    parser.add_argument("--day", help="for run: the day to process (the per-interval DAGs' Day parameter)")
+    parser.add_argument("--conf", default="{}", help="for run: more conf (Trigger form parameters) as JSON")
+    parser.add_argument("--timeout", type=float, default=900, help="for run: seconds to wait for the run")
     args = parser.parse_args(argv)
     airflow = LocalAirflow()
+    if args.command == "parse":
+        return parse_dags(airflow)
+    if args.command == "run":
+        if not args.dag_id:
+            parser.error("run needs a DAG id, e.g. credit_risk__feature_ingestion")
+        conf = {**json.loads(args.conf), **({"day": args.day} if args.day else {})}
+        return run_once(airflow, args.dag_id, conf, args.timeout)
     if args.command == "up":
         if not airflow.running_pid():
             print(f"Starting Airflow 3 (standalone) on {airflow.url}; log: {airflow.log_path}", flush=True)

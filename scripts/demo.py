@@ -1,6 +1,6 @@
 """The main job: run the whole ML loop on a local Airflow 3, the way a user would.
 
-    python scripts/demo.py [--use-case credit_risk] [--keep-running | --stop]
+    python scripts/demo.py [--use-case credit_risk [--use-case energy_demand] | --all] [--stop]
 
 1. lands generated raw batches for 8 past days, deploys the Feast registry, starts Airflow 3
    (``airflow standalone``: API server + UI, scheduler, DAG processor, triggerer);
@@ -11,6 +11,9 @@
    the drift check for the last day finds drift and triggers retraining, whose challenger goes
    through the gate again;
 5. prints a summary and leaves the UI running (``make down`` stops it).
+
+With several use cases, one Airflow runs them all: step 1 is done for each, then every use case's
+loop (steps 2-4) runs at the same time, each in its own thread with its own REST client.
 
 Everything goes through Airflow's scheduler and REST API; nothing calls the pipeline's Python
 functions behind Airflow's back. The state lives under ``$MLLOOP_HOME`` (default ``.mlloop/``).
@@ -27,13 +30,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from airflow_local import ROOT, AirflowClient, AirflowError, LocalAirflow, mlloop_home
+from airflow_local import AirflowClient, AirflowError, LocalAirflow, mlloop_home
+
+if TYPE_CHECKING:
+    from mlloop.storage import Storage
 
 PHASE1_DAYS = 8
 PHASE2_DAYS = 4
@@ -65,10 +72,11 @@ class Loop:
         self.result = LoopResult(use_case, days[:PHASE1_DAYS], days[PHASE1_DAYS:])
         self.client: AirflowClient | None = None
         self.poke_seconds = poke_seconds
+        self.prefix = ""
 
     # ------------------------------------------------------------------ output
     def say(self, message: str) -> None:
-        print(f"[{self.result.elapsed():6.0f}s] {message}", flush=True)
+        print(f"[{self.result.elapsed():6.0f}s] {self.prefix}{message}", flush=True)
 
     def dag_id(self, stage: str) -> str:
         return f"{self.use_case}__{stage}"
@@ -91,19 +99,24 @@ class Loop:
             self.say(f"  {line}")
 
     def feast_apply(self) -> None:
+        """``feast apply`` of the whole feature repo (every use case's definitions at once)."""
         env = self.env()
         script = (
-            "import json; from mlloop.settings import get_settings as s; print(json.dumps(s().feast_environment()))"
+            "import json; from mlloop.settings import get_settings as s; "
+            "print(json.dumps({**s().feast_environment(), 'repo': str(s().feast_repo_path)}))"
         )
         feast_env = json.loads(
             subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True).stdout
         )
+        repo = feast_env.pop("repo")
         env.update(feast_env)
         feast = str(Path(sys.executable).parent / "feast")
-        subprocess.run([feast, "apply"], cwd=ROOT / "feature_repo", env=env, check=True, capture_output=True)
+        subprocess.run([feast, "apply"], cwd=repo, env=env, check=True, capture_output=True)
 
     def start_airflow(self) -> None:
-        self.airflow.start()
+        """Start Airflow (shared by every loop of ``start_loops``) and unpause this use case's DAGs."""
+        if not self.airflow.running_pid():
+            self.airflow.start()
         self.client = self.airflow.client()
         dags = [self.dag_id(stage) for stage in STAGES]
         self.api.wait_for_dags(dags)
@@ -178,12 +191,17 @@ class Loop:
         return runs
 
     # ------------------------------------------------------------------ reading results
-    def storage_root(self) -> Path:
-        return self.airflow.home / "storage"
+    def storage(self) -> Storage:
+        """The storage root the tasks wrote, a local folder or S3 (``mlloop.storage.Storage``)."""
+        return self.airflow.storage()  # type: ignore[no-any-return]
+
+    def storage_root(self) -> str:
+        return self.storage().url
 
     def drift_report(self, day: dt.date) -> dict[str, Any]:
-        path = self.storage_root() / "reports" / self.use_case / "drift" / f"date={day}" / "report.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        storage = self.storage()
+        path = storage.path("reports", self.use_case, "drift", f"date={day}", "report.json")
+        return json.loads(storage.read_bytes(path)) if storage.exists(path) else {}
 
     # ------------------------------------------------------------------ the loop
     def step(self, name: str) -> None:
@@ -191,16 +209,12 @@ class Loop:
         self.say(name)
 
     def run(self) -> LoopResult:
-        r = self.result
-        self.step(f"Landing raw batches for {r.phase1[0]}..{r.phase1[-1]} (the upstream system's job)")
-        self.land(r.phase1)
-        self.step("Deploying the Feast registry (feast apply)")
-        self.feast_apply()
-        self.step(f"Starting Airflow 3 on {self.airflow.url}")
-        self.start_airflow()
-        user, password = self.airflow.login()
-        self.say(f"  UI: {self.airflow.url}  login: {user} / {password}")
+        """The whole loop of this one use case (Airflow is started if it is not running)."""
+        return run_loops([self])[0]
 
+    def run_phases(self) -> LoopResult:
+        """Steps 2-4 of the module docstring, once the phase-1 batches landed and Airflow is up."""
+        r = self.result
         self.step(f"Phase 1: ingesting {len(r.phase1)} days; the features Asset starts training and promotion")
         self.backfill("feature_ingestion", r.phase1, timeout=900)
         self.wait_quiet(("training", "promotion"), "training and promotion to settle", timeout=600)
@@ -211,7 +225,7 @@ class Loop:
         r.drift_verdicts[r.phase1[-1].isoformat()] = self.drift_report(r.phase1[-1])
         self.say(f"  verdict: {describe_verdict(r.drift_verdicts[r.phase1[-1].isoformat()])}")
 
-        self.step(f"Phase 2: switching the drift scenario on (income shock from {r.phase2[0]}) and landing 4 days")
+        self.step(f"Phase 2: switching the drift scenario on ({self.drift_param()} {r.phase2[0]}) and landing 4 days")
         self.land(r.phase2, drift_from=r.phase2[0])
         self.step(f"Ingesting and scoring {r.phase2[0]}..{r.phase2[-1]}")
         self.backfill("feature_ingestion", r.phase2, timeout=900)
@@ -223,6 +237,36 @@ class Loop:
         self.wait_quiet(("training", "promotion"), "the retraining and its promotion", timeout=600)
         self.step("Done")
         return r
+
+    def drift_param(self) -> str:
+        """The generator parameter that switches the drift scenario on (the spec's generator.drift_param)."""
+        code = f"from mlloop.spec import get_spec; print(get_spec({self.use_case!r}).generator.drift_param)"
+        out = subprocess.run([sys.executable, "-c", code], env=self.env(), capture_output=True, text=True)
+        return out.stdout.strip() or "drift scenario from"
+
+
+def run_loops(loops: list[Loop]) -> list[LoopResult]:
+    """Run the loops of several use cases in ONE Airflow: land and deploy for all, start Airflow
+    once, then drive every use case's phases at the same time (a thread and a REST client each)."""
+    first = loops[0]
+    for loop in loops:
+        if len(loops) > 1:
+            loop.prefix = f"{loop.use_case}: "
+        r = loop.result
+        loop.step(f"Landing raw batches for {r.phase1[0]}..{r.phase1[-1]} (the upstream system's job)")
+        loop.land(r.phase1)
+    first.step("Deploying the Feast registry (feast apply)")
+    first.feast_apply()
+    first.step(f"Starting Airflow 3 on {first.airflow.url}")
+    for loop in loops:
+        loop.start_airflow()
+    user, password = first.airflow.login()
+    first.say(f"  UI: {first.airflow.url}  login: {user} / {password}")
+    if len(loops) == 1:
+        return [first.run_phases()]
+    with ThreadPoolExecutor(max_workers=len(loops), thread_name_prefix="loop") as pool:
+        futures = [pool.submit(loop.run_phases) for loop in loops]
+        return [future.result() for future in futures]
 
 
 def describe_verdict(report: dict[str, Any]) -> str:
@@ -261,13 +305,9 @@ def summary(loop: Loop) -> str:
     )
     out = subprocess.run([sys.executable, "-c", code], env=loop.env(), capture_output=True, text=True)
     registry = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
-    root = loop.storage_root()
-    predictions = sorted((root / "predictions" / loop.use_case).glob("date=*/data.parquet"))
-    rows = 0
-    if predictions:
-        import pyarrow.parquet as pq
-
-        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in predictions)
+    storage = loop.storage()
+    predictions = storage.glob(storage.path("predictions", loop.use_case, "date=*", "data.parquet"))
+    rows = sum(storage.row_count(p) for p in predictions)
     training_runs = loop.runs("training")
     drift_triggered = [t for t in training_runs if (t.get("conf") or {}).get("reason", "").startswith("drift")]
     user, password = loop.airflow.login()
@@ -278,19 +318,28 @@ def summary(loop: Loop) -> str:
         *describe_registry(registry),
     ]
     lines += [
-        f"Rows scored: {rows:,} in {len(predictions)} partitions under {root / 'predictions' / loop.use_case}",
+        f"Rows scored: {rows:,} in {len(predictions)} partitions under {storage.path('predictions', loop.use_case)}",
         "Drift checks:",
         *[f"  {day}: {describe_verdict(rep)}" for day, rep in loop.result.drift_verdicts.items()],
         f"Training runs triggered by drift: {len(drift_triggered)}"
         + (f" ({drift_triggered[0]['dag_run_id']}: {drift_triggered[0]['state']})" if drift_triggered else ""),
-        f"Drift reports: {root / 'reports' / loop.use_case / 'drift'}",
-        f"Quarantined rows: {root / 'quarantine' / loop.use_case}",
-        f"Online store: {loop.airflow.home / 'feast' / 'online_store.db'} (read it with Feast: see README)",
+        f"Drift reports: {storage.path('reports', loop.use_case, 'drift')}",
+        f"Quarantined rows: {storage.path('quarantine', loop.use_case)}",
+        f"Online store: {online_store(loop)} (read it with Feast: see README)",
         f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
         "MLflow UI: make mlflow-ui  (then http://127.0.0.1:5000)",
         "=" * 78,
     ]
     return "\n".join(lines)
+
+
+def online_store(loop: Loop) -> str:
+    """Where Feast's online store is, as the tasks are configured (the embedded default: SQLite)."""
+    configured = loop.env().get("MLLOOP_FEAST_ONLINE_STORE")
+    if configured:
+        store = json.loads(configured)
+        return f"{store.get('type')} {store.get('connection_string') or store.get('path') or ''}".strip()
+    return str(loop.airflow.home / "feast" / "online_store.db")
 
 
 def prepare_home(home: Path) -> None:
@@ -305,7 +354,11 @@ def prepare_home(home: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--use-case", default="credit_risk")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--use-case", action="append", dest="use_cases", help="use case to run (repeatable; default credit_risk)"
+    )
+    choice.add_argument("--all", action="store_true", help="run every use case in include/use_cases at once")
     parser.add_argument("--stop", action="store_true", help="stop Airflow at the end instead of leaving the UI up")
     args = parser.parse_args(argv)
     home = mlloop_home()
@@ -313,10 +366,18 @@ def main(argv: list[str] | None = None) -> int:
     airflow.stop()
     prepare_home(home)
     os.environ["MLLOOP_HOME"] = str(home)
-    loop = Loop(airflow, args.use_case, dt.datetime.now(dt.UTC).date())
+    if args.all:
+        from mlloop.spec import load_specs
+
+        use_cases = [spec.name for spec in load_specs()]
+    else:
+        use_cases = args.use_cases or ["credit_risk"]
+    today = dt.datetime.now(dt.UTC).date()
+    loops = [Loop(airflow, name, today) for name in use_cases]
     try:
-        loop.run()
-        print(summary(loop), flush=True)
+        run_loops(loops)
+        for loop in loops:
+            print(summary(loop), flush=True)
     except Exception:
         print(f"\nThe loop did not complete. Airflow is still up for you to look: {airflow.url}", file=sys.stderr)
         print(f"Its log: {airflow.log_path}", file=sys.stderr)

@@ -19,7 +19,15 @@ import pandas as pd
 from mlloop.features import build_features
 from mlloop.ingestion import features_path, validate_landed_batch, validated_path, write_feature_partition
 from mlloop.landing import generate, land_days
-from mlloop.registry import CHAMPION, PREDICTION_COLUMN, REFERENCE_ARTIFACT, ModelRef, mlflow_client, predict_scores
+from mlloop.registry import (
+    CHAMPION,
+    PREDICTION_COLUMN,
+    REFERENCE_ARTIFACT,
+    ModelRef,
+    mlflow_client,
+    predict_scores,
+    record_model_checksum,
+)
 from mlloop.spec import UseCaseSpec
 from mlloop.storage import Storage
 
@@ -157,6 +165,7 @@ def register_champion(
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    record_model_checksum(client, name, version)
     if alias:
         client.set_registered_model_alias(name, alias, version)
     return get_version(client, name, version)

@@ -1,8 +1,11 @@
 """Moving alias ``champion``: promotion, recorded rejection and rollback, never blindly.
 
-The registry's aliases are last-writer-wins: setting ``champion`` overwrites whatever another run
-set a moment ago. So every move states which champion it expects to replace, re-reads the alias
-right before writing, refuses (:class:`ChampionChanged`) if it moved, and reads it back afterwards.
+The registry's aliases are last-writer-wins with no compare-and-set: setting ``champion``
+overwrites whatever another run set a moment ago. So every move states which champion it expects to
+replace, re-reads the alias right before writing, refuses (:class:`ChampionChanged`) if it moved, and
+reads it back afterwards. That re-check is only atomic if no other writer runs between the read and
+the write: the Airflow layer runs every alias-moving task in one pool of a single slot
+(``mlloop_airflow.pools.CHAMPION_POOL``), which makes check-and-set a critical section.
 The replaced champion keeps alias ``previous-champion``, which is what rollback restores.
 
 Decisions are written as model-version tags (``promotion.decision`` = promoted / rejected, with
@@ -16,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mlloop import fault_injection
 from mlloop.registry import CHAMPION, PREVIOUS_CHAMPION, ModelNotFound, aliases, get_alias, get_version
 
 if TYPE_CHECKING:
@@ -95,6 +99,7 @@ def _move(client: MlflowClient, model: str, version: str, expected: str | None, 
         )
     if current == version:
         return AliasMove(model, version, None, moved=False)
+    fault_injection.before_alias_move(model, version)  # test-only; inert unless MLLOOP_FAULTS_DIR is set
     if current is not None:
         client.set_registered_model_alias(model, PREVIOUS_CHAMPION, current)
     client.set_registered_model_alias(model, CHAMPION, version)

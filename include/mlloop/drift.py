@@ -110,7 +110,7 @@ class DriftVerdict:
             parts.append(f"prediction {state} ({_fmt(self.prediction.score)})")
         if self.quality is not None and self.quality.current is not None:
             q = self.quality
-            drop = f", drop {q.drop:+.4f}" if q.drop is not None else ""
+            drop = f", worse by {q.drop:+.4f}" if q.drop is not None else ""
             parts.append(f"{q.metric} {q.current:.4f} vs holdout {_fmt(q.reference)}{drop} on {q.labelled_rows} labels")
         elif self.quality is not None:
             parts.append(f"quality not measured: {self.quality.note}")
@@ -181,7 +181,7 @@ def decide(
     if drop is not None and drop > policy.max_quality_drop:
         assert quality is not None
         reasons.append(
-            f"{quality.metric} dropped {drop:.4f} below its holdout (> {policy.max_quality_drop:.4f} allowed)"
+            f"{quality.metric} is {drop:.4f} worse than on its holdout (> {policy.max_quality_drop:.4f} allowed)"
         )
     return DriftVerdict(
         drift=bool(reasons),

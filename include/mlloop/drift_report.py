@@ -95,11 +95,39 @@ def sample_rows(frame: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=size, random_state=seed).reset_index(drop=True)
 
 
+def stream_sample(
+    storage: Storage, path: str, rows: int, size: int, seed: int, columns: list[str], batch_rows: int = 65_536
+) -> pd.DataFrame:
+    """``size`` of the file's ``rows`` rows, chosen with ``seed``, read batch by batch.
+
+    The row positions are drawn up front from the footer's row count, so memory holds one record
+    batch plus the sample however large the partition is (B7: drift cost is bounded by the cap).
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from mlloop.storage import arrow_to_pandas
+
+    if size >= rows:
+        return storage.read_frame(path, columns=columns)
+    positions = np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+    kept, offset = [], 0
+    for batch in storage.iter_batches(path, batch_rows, columns=columns):
+        lo, hi = np.searchsorted(positions, [offset, offset + batch.num_rows])
+        if hi > lo:
+            kept.append(batch.take(positions[lo:hi] - offset))
+        offset += batch.num_rows
+    if not kept:
+        return pd.DataFrame(columns=columns)
+    return arrow_to_pandas(pa.Table.from_batches(kept))
+
+
 def load_current_window(storage: Storage, spec: UseCaseSpec, day: dt.date) -> CurrentWindow:
     """A seeded sample of the window's prediction partitions, proportional to each day's rows.
 
     Row counts come from parquet footers first, so each day is sampled to its share of
-    ``sample_size`` as it is read: memory holds one day's columns plus the sample.
+    ``sample_size`` while it is streamed: memory holds one record batch plus the sample.
     """
     import pandas as pd
 
@@ -126,8 +154,10 @@ def load_current_window(storage: Storage, spec: UseCaseSpec, day: dt.date) -> Cu
     share = min(1.0, policy.sample_size / total)
     pieces = []
     for offset, (d, rows) in enumerate(counts.items()):
-        frame = storage.read_frame(predictions_path(storage, spec, d), columns=columns)
-        pieces.append(sample_rows(frame, max(1, round(rows * share)), policy.seed + offset))
+        wanted = max(1, round(rows * share))
+        pieces.append(
+            stream_sample(storage, predictions_path(storage, spec, d), rows, wanted, policy.seed + offset, columns)
+        )
     current = sample_rows(pd.concat(pieces, ignore_index=True), policy.sample_size, policy.seed)
     return CurrentWindow(current, list(counts), missing, total)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlloop.promotion import GateDecision, GatePolicy, Scorecard, SegmentScore, decide
 from mlloop.spec import UseCaseSpec
-from mlloop.training import TAG_FEATURE_SERVICE, TAG_TRAIN_END
+from mlloop.training import TAG_FEATURE_SERVICE, TAG_TRAIN_END, TAG_TRAINING_CUTOFF
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,6 +53,14 @@ class EvaluationWindow:
             "rows": self.rows,
             "not_before": self.not_before.isoformat() if self.not_before else None,
         }
+
+
+def training_cutoff(ref: ModelRef) -> dt.date | None:
+    """The newest label partition a version was trained on (its ``training_cutoff`` tag), if it says."""
+    try:
+        return dt.date.fromisoformat(ref.tags.get(TAG_TRAINING_CUTOFF, ""))
+    except ValueError:
+        return None
 
 
 def train_end(ref: ModelRef) -> dt.datetime | None:
@@ -135,7 +143,12 @@ def scorecards(
                 value = compute_metrics([primary.name], y[mask], scores[mask])[primary.name]
                 segments[key] = SegmentScore(rows=int(mask.sum()), value=value)
         cards[version] = Scorecard(
-            version=version, rows=len(frame), primary=values[primary.name], metrics=values, segments=segments
+            version=version,
+            rows=len(frame),
+            primary=values[primary.name],
+            metrics=values,
+            segments=segments,
+            trained_until=training_cutoff(ref),
         )
     return cards
 

@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlloop.settings import Settings, get_settings
 
@@ -99,8 +99,34 @@ def historical_features(store: FeatureStore, entity_df: pd.DataFrame, feature_se
 
 
 def online_features(store: FeatureStore, feature_service: str, join_key: str, keys: list[object]) -> pd.DataFrame:
-    service = store.get_feature_service(feature_service)
-    return store.get_online_features(features=service, entity_rows=[{join_key: k} for k in keys]).to_df()
+    """One-off online read as a DataFrame (tests, the demo). Serving code uses :class:`OnlineReader`."""
+    return OnlineReader.open(store, feature_service, join_key).read_frame(keys)
+
+
+@dataclass(frozen=True)
+class OnlineReader:
+    """Repeated online reads of one feature service.
+
+    Resolving a service by name deserializes its protos from the registry on every call, which
+    costs ~6 ms per read against ~0.3 ms for the read itself; the reader resolves it once.
+    """
+
+    store: FeatureStore
+    service: Any
+    join_key: str
+
+    @classmethod
+    def open(cls, store: FeatureStore, feature_service: str, join_key: str) -> OnlineReader:
+        return cls(store, store.get_feature_service(feature_service), join_key)
+
+    def read(self, keys: list[object]) -> dict[str, list[Any]]:
+        rows = [{self.join_key: k} for k in keys]
+        return dict(self.store.get_online_features(features=self.service, entity_rows=rows).to_dict())
+
+    def read_frame(self, keys: list[object]) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.read(keys))
 
 
 def apply_registry(settings: Settings | None = None) -> None:

@@ -5,7 +5,9 @@ The gates, from the spec's ``promotion`` section:
 
 * **floor**: the challenger's primary metric must reach ``min_primary_metric`` (for a metric where
   lower is better, such as rmse, the value is a ceiling instead);
-* **vs champion**: it may be worse than the champion by at most ``max_regression``;
+* **vs champion**: it may be worse than the champion by at most ``max_regression``, and only if it
+  was trained on newer data than the champion (a later training cutoff): the tolerance buys
+  freshness, so a challenger trained on the same or older data must be at least as good;
 * **segments**: on no slice of ``segment_column`` may it be worse than the champion by more than
   ``max_segment_regression``. Slices with fewer than ``min_segment_rows`` rows, or where the metric is
   undefined (one class only), are reported but not gated.
@@ -16,6 +18,7 @@ With no champion the floor alone decides. Limits are inclusive: a challenger exa
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -67,13 +70,17 @@ class SegmentScore:
 
 @dataclass(frozen=True)
 class Scorecard:
-    """One model's primary metric on the evaluation rows, overall and per segment."""
+    """One model's primary metric on the evaluation rows, overall and per segment.
+
+    ``trained_until`` is the version's training cutoff (None: unknown, e.g. registered by hand).
+    """
 
     version: str
     rows: int
     primary: float
     metrics: dict[str, float] = field(default_factory=dict)
     segments: dict[str, SegmentScore] = field(default_factory=dict)
+    trained_until: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -202,9 +209,18 @@ def _floor(policy: GatePolicy, challenger: Scorecard) -> GateCheck:
     )
 
 
+def _fresher(challenger: Scorecard, champion: Scorecard) -> bool:
+    """Whether the challenger learned from newer data than the champion (unknown counts as newer)."""
+    if challenger.trained_until is None or champion.trained_until is None:
+        return True
+    return challenger.trained_until > champion.trained_until
+
+
 def _versus(policy: GatePolicy, challenger: Scorecard, champion: Scorecard) -> GateCheck:
     metric = get_metric(policy.primary_metric)
-    limit = f">= {-policy.max_regression:+.4f}"
+    fresher = _fresher(challenger, champion)
+    allowed = policy.max_regression if fresher else 0.0
+    limit = f">= {-allowed:+.4f}"
     if not (_defined(challenger.primary) and _defined(champion.primary)):
         return GateCheck(
             "vs champion",
@@ -216,8 +232,14 @@ def _versus(policy: GatePolicy, challenger: Scorecard, champion: Scorecard) -> G
             note=f"{policy.primary_metric} undefined, the models cannot be compared",
         )
     delta = metric.better_by(challenger.primary, champion.primary)
-    if delta >= -policy.max_regression - TOLERANCE:
+    if delta >= -allowed - TOLERANCE:
         return GateCheck("vs champion", PASS, challenger.primary, champion.primary, delta, limit, challenger.rows)
+    tolerance = (
+        f"promotion.max_regression {policy.max_regression}"
+        if fresher
+        else f"no tolerance: it was trained on data up to {challenger.trained_until}, not newer than the "
+        f"champion's {champion.trained_until}; promotion.max_regression only applies to fresher models"
+    )
     return GateCheck(
         "vs champion",
         FAIL,
@@ -228,7 +250,7 @@ def _versus(policy: GatePolicy, challenger: Scorecard, champion: Scorecard) -> G
         challenger.rows,
         note=(
             f"{policy.primary_metric} {challenger.primary:.4f} is {-delta:.4f} worse than champion "
-            f"v{champion.version}'s {champion.primary:.4f} (promotion.max_regression {policy.max_regression})"
+            f"v{champion.version}'s {champion.primary:.4f} ({tolerance})"
         ),
     )
 

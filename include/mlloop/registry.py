@@ -13,12 +13,15 @@ Conventions every stage relies on (the training code writes them, scoring and dr
 * the training run logs metrics ``holdout_<metric>`` and the artifact ``reference/reference.parquet``:
   a seeded sample of the training set with the model features, the label and a ``prediction`` column
   (the drift monitor's reference);
-* every version carries tags ``use_case``, ``feature_service``, ``training_run_id``.
+* every version carries tags ``use_case``, ``feature_service``, ``training_run_id``, and
+  ``mlloop.model_sha256`` / ``mlloop.model_files``: the checksum of its model files taken at
+  registration, which :func:`load_model` verifies before deserializing anything.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +44,8 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 PREDICTION_COLUMN = "prediction"
+TAG_MODEL_SHA256 = "mlloop.model_sha256"
+TAG_MODEL_FILES = "mlloop.model_files"
 
 
 class ModelNotFound(LookupError):
@@ -83,6 +88,9 @@ def mlflow_client(settings: Settings | None = None) -> MlflowClient:
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    # MLflow draws a "Downloading artifacts" progress bar on stderr, which a task log shows as red
+    # ERROR lines in a green task; a person can still switch it back on.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -157,16 +165,106 @@ def quiet_module_probing() -> Iterator[None]:
     each of which warns on access: 200+ identical warnings per model, drowning the task log.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"The `airflow\.[\w.]+` is deprecated")
+        warnings.filterwarnings("ignore", message=r"The `airflow\.[\w.]+`( attribute)? is deprecated")
         yield
 
 
-def load_model(ref: ModelRef) -> Any:
-    """Load the scikit-learn model of a pinned version."""
+# ------------------------------------------------------------------------- artifact integrity
+class ModelIntegrityError(RuntimeError):
+    """A version's artifacts differ from what was registered (or were never fingerprinted): refused.
+
+    Loading an MLflow model deserializes it (skops, or pickle for other flavours), which can run
+    code: a model is only loaded after its files match the checksum recorded at registration.
+    """
+
+
+def model_manifest(folder: str | Path) -> dict[str, str]:
+    """sha256 of every file of a downloaded model, by its path relative to the model folder."""
+    import hashlib
+
+    root = Path(folder)
+    manifest = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        manifest[path.relative_to(root).as_posix()] = digest.hexdigest()
+    return manifest
+
+
+def manifest_digest(manifest: dict[str, str]) -> str:
+    """One sha256 over a manifest (file names and contents): the version's ``mlloop.model_sha256``."""
+    import hashlib
+
+    return hashlib.sha256("".join(f"{name}\t{sha}\n" for name, sha in sorted(manifest.items())).encode()).hexdigest()
+
+
+def download_model(client: MlflowClient, name: str, version: str, folder: str) -> str:
+    """The version's artifacts as stored (not the registry's generated metadata) into ``folder``."""
+    import mlflow.artifacts
+
+    uri = client.get_model_version_download_uri(name, version)
+    return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))
+
+
+def record_model_checksum(client: MlflowClient, name: str, version: str) -> str:
+    """Fingerprint a freshly registered version's files and store it as version tags (the anchor
+    every later load is checked against). Returns the digest."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = model_manifest(download_model(client, name, version, tmp))
+    digest = manifest_digest(manifest)
+    client.set_model_version_tag(name, version, TAG_MODEL_FILES, json.dumps(manifest, sort_keys=True))
+    client.set_model_version_tag(name, version, TAG_MODEL_SHA256, digest)
+    return digest
+
+
+def verify_model_files(ref: ModelRef, folder: str) -> None:
+    """Raise :class:`ModelIntegrityError` unless the files in ``folder`` are those registered for ``ref``."""
+    import json
+
+    expected = ref.tags.get(TAG_MODEL_SHA256)
+    if not expected:
+        raise ModelIntegrityError(
+            f"{ref.name} v{ref.version} has no '{TAG_MODEL_SHA256}' tag: its files were never fingerprinted, so "
+            "they cannot be told apart from tampered ones and are not loaded. Retrain, or re-register it from "
+            "a trusted training run (mlloop.registry.record_model_checksum)."
+        )
+    found = model_manifest(folder)
+    if manifest_digest(found) == expected:
+        return
+    try:
+        recorded: dict[str, str] = json.loads(ref.tags.get(TAG_MODEL_FILES, "{}"))
+    except ValueError:
+        recorded = {}
+    changed = sorted(n for n in set(found) | set(recorded) if found.get(n) != recorded.get(n)) or ["(unknown)"]
+    raise ModelIntegrityError(
+        f"{ref.name} v{ref.version}: the model files in the artifact store do not match the checksum recorded at "
+        f"registration (changed, added or missing: {', '.join(changed)}). The model was NOT loaded. Treat the "
+        "artifact store as compromised: do not serve this version; roll the champion back to a verified "
+        f"version ({ref.name}'s rollback DAG) and investigate who wrote {ref.source or 'its artifacts'}."
+    )
+
+
+def load_model(ref: ModelRef, client: MlflowClient | None = None) -> Any:
+    """Load the scikit-learn model of a pinned version, after verifying its files' checksum.
+
+    The files are downloaded once, verified, and loaded from that same local copy, so what is
+    loaded is exactly what was checked.
+    """
+    import tempfile
+
     import mlflow.sklearn
 
-    with quiet_module_probing():
-        return mlflow.sklearn.load_model(ref.uri)
+    client = client or mlflow_client()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = download_model(client, ref.name, ref.version, tmp)
+        verify_model_files(ref, folder)
+        with quiet_module_probing():
+            return mlflow.sklearn.load_model(folder)
 
 
 def load_reference_sample(client: MlflowClient, ref: ModelRef) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """Batch scoring: one day's entities, their features through Feast, one pinned model, one partition.
 
-A scoring run works in two steps so that it can later be spread over workers:
+A scoring run works in two steps so that it can be spread over workers:
 
-1. **Score a part** (:func:`score_partition`): part ``i`` of ``N`` takes the day's entity rows (join
+1. **Score a part** (:func:`score_partition`; :func:`plan_parts` lists the ``N`` parts, from the
+   run's request or the spec): part ``i`` of ``N`` takes the day's entity rows (join
    key + event timestamp of the day's feature partition) whose key hashes to ``i``, streams them in
    chunks of ``scoring.chunk_rows``, fetches each chunk's features point-in-time from Feast, joins
    them back on key + timestamp (Feast drops and reorders rows), scores with the pinned model and
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlloop.compute import compute_threads
 from mlloop.ingestion import features_path
 from mlloop.registry import ModelRef, predict_scores
 from mlloop.spec import UseCaseSpec
@@ -48,6 +50,10 @@ MODEL_NAME_COLUMN = "model_name"
 MODEL_VERSION_COLUMN = "model_version"
 RUN_ID_COLUMN = "airflow_run_id"
 LINEAGE_COLUMNS = (MODEL_NAME_COLUMN, MODEL_VERSION_COLUMN, RUN_ID_COLUMN)
+AUDIT_COLUMNS = (RUN_ID_COLUMN,)
+"""The only columns that may differ between two scorings of the same day with the same model: which
+Airflow run wrote the rows (a manual run's id embeds its trigger time). Everything else is a
+function of the day's features and the model version, never of the wall clock."""
 CLASS_THRESHOLD = 0.5
 """A binary classifier's ``predict`` is ``P(positive) >= 0.5``; the predicted class uses the same cut."""
 
@@ -246,7 +252,8 @@ def score_frame(model: Any, spec: UseCaseSpec, rows: pd.DataFrame, lineage: Line
     key, ts = spec.entity.join_key, spec.raw.timestamp_column
     out = rows[[key, ts, *spec.model.features]].copy()
     if len(out):
-        scores = np.asarray(predict_scores(model, rows[spec.model.features], spec.model.task), dtype="float64")
+        with compute_threads():
+            scores = np.asarray(predict_scores(model, rows[spec.model.features], spec.model.task), dtype="float64")
     else:
         scores = np.empty(0, dtype="float64")
     out[SCORE_COLUMN] = scores
@@ -280,6 +287,28 @@ def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 
     arrays = [pa.array(frame[f.name], type=f.type, from_pandas=True) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# ------------------------------------------------------------------------------- the split
+MAX_PARTITIONS = 64
+"""The most parts a day may be split into (the spec's ``scoring.partitions`` has the same bound)."""
+
+
+def plan_parts(spec: UseCaseSpec, partitions: int | str | None = None) -> list[dict[str, int]]:
+    """The parts of one scoring run, as keyword arguments of the mapped scoring tasks.
+
+    ``partitions`` is what the run asked for (the DAG's ``partitions`` Param); empty means the
+    spec's ``scoring.partitions``. Every part reads the day's entity keys in chunks and keeps the
+    keys that hash to it, so more parts mean more, smaller tasks, never more memory per task.
+    """
+    requested = spec.scoring.partitions if partitions in (None, "", "None") else partitions
+    try:
+        count = int(requested)
+    except (TypeError, ValueError):
+        raise ValueError(f"partitions must be a whole number, got {partitions!r}") from None
+    if not 1 <= count <= MAX_PARTITIONS:
+        raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, got {count}")
+    return [{"partition": index, "partitions": count} for index in range(count)]
 
 
 # -------------------------------------------------------------------------------- one part

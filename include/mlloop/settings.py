@@ -34,7 +34,12 @@ class Settings:
     feast_repo_path: Path
     feast_registry: str
     feast_online_store: str
+    feast_offline_store: str
     use_cases_dir: Path
+    mlflow_ui_url: str = ""
+    """Where people open MLflow's UI; the Airflow tasks' extra links point there."""
+    storage_root_configured: bool = False
+    """``MLLOOP_STORAGE_ROOT`` is set: a mount or bucket that must exist, never created by a task."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,7 +61,14 @@ class Settings:
                 "MLLOOP_FEAST_ONLINE_STORE",
                 json.dumps({"type": "sqlite", "path": str(home / "feast" / "online_store.db")}),
             ),
+            feast_offline_store=_env("MLLOOP_FEAST_OFFLINE_STORE", json.dumps({"type": "duckdb"})),
             use_cases_dir=Path(_env("MLLOOP_USE_CASES_DIR", str(PROJECT_ROOT / "include" / "use_cases"))),
+            # A tracking server is also the UI; a local store is browsed with `make mlflow-ui`.
+            mlflow_ui_url=_env(
+                "MLLOOP_MLFLOW_UI_URL",
+                tracking_uri if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000",
+            ).rstrip("/"),
+            storage_root_configured=bool(os.environ.get("MLLOOP_STORAGE_ROOT", "").strip()),
         )
 
     def feast_environment(self) -> dict[str, str]:
@@ -65,11 +77,13 @@ class Settings:
             "MLLOOP_STORAGE_ROOT": self.storage_root,
             "MLLOOP_FEAST_REGISTRY": self.feast_registry,
             "MLLOOP_FEAST_ONLINE_STORE": self.feast_online_store,
+            "MLLOOP_FEAST_OFFLINE_STORE": self.feast_offline_store,
         }
 
     def prepare_local_paths(self) -> None:
-        """Create the local folders the embedded defaults write into (no-op for remote URLs)."""
-        if self.storage_root.startswith("/"):
+        """Create the local folders the embedded defaults write into (no-op for remote URLs, and for a
+        configured storage root: a missing mount must stay missing, not be replaced by an empty folder)."""
+        if self.storage_root.startswith("/") and not self.storage_root_configured:
             Path(self.storage_root).mkdir(parents=True, exist_ok=True)
         for path in (self.feast_registry, json.loads(self.feast_online_store).get("path", "")):
             if path.startswith("/"):

@@ -27,16 +27,23 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 from fsspec.core import url_to_fs
 
+from mlloop import fault_injection
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     from fsspec import AbstractFileSystem
 
+ROW_GROUP_ROWS = 131_072
 AREAS = ("landing", "quarantine", "staging", "features", "predictions", "reports")
 
 
 class StorageError(RuntimeError):
     """A storage read or write failed; the message names the path and what to check."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage root itself cannot be reached: an outage or a misconfiguration, not missing data."""
 
 
 def partition_name(day: dt.date) -> str:
@@ -78,6 +85,32 @@ class Storage:
 
     def _strip(self, url: str) -> str:
         return str(self.fs._strip_protocol(url))
+
+    @property
+    def is_local(self) -> bool:
+        return "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+
+    def check_available(self) -> None:
+        """Raise :class:`StorageUnavailable` unless the root can be listed.
+
+        A missing or unreachable root must not look like "the partition has not landed yet": a
+        sensor would wait for hours and a reader would report a missing file instead of the outage.
+        """
+        root = self._strip(self.url)
+        # A bucket's prefix exists only once something is written under it: check the bucket there.
+        anchor = root if self.is_local else root.split("/", 1)[0]
+        try:
+            if self.fs.isdir(anchor):
+                self.fs.ls(anchor, detail=False)
+                return
+            problem = "does not exist or is not a folder"
+        except Exception as exc:  # any filesystem: PermissionError, ConnectionError, botocore errors...
+            problem = f"cannot be listed ({type(exc).__name__}: {exc})"
+        raise StorageUnavailable(
+            f"storage root {self.url} {problem}. Is the volume mounted / the bucket reachable, and is "
+            "MLLOOP_STORAGE_ROOT (and MLLOOP_STORAGE_CONN_ID for s3://) right? Transient outages retry "
+            "by themselves; once storage is back, clear the failed task (every write is idempotent)."
+        )
 
     # ------------------------------------------------------------ reading
     def exists(self, url: str) -> bool:
@@ -135,8 +168,10 @@ class Storage:
         """Stream a parquet file in record batches so memory does not grow with the file."""
         import pyarrow.parquet as pq
 
+        # pre_buffer (pyarrow's default) caches every column chunk read so far until the file is
+        # closed: memory would grow with the file after all. Off, one row group is held at a time.
         with self.fs.open(self._strip(url), "rb") as handle:
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=columns)
+            yield from pq.ParquetFile(handle, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
 
     # ------------------------------------------------------------ writing
     @contextmanager
@@ -152,17 +187,24 @@ class Storage:
         self.fs.makedirs(parent, exist_ok=True)
         try:
             yield tmp
+            fault_injection.on_atomic_write(final, tmp if self.is_local else None)
             self.fs.mv(tmp, final)
         except BaseException:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)
             raise
+        # A process killed mid-write (SIGKILL, lost worker) leaves its temporary behind; once the
+        # file is published, those leftovers are garbage (and already invisible to readers).
+        for stale in self.fs.glob(f"{parent}/.{name}.tmp-*"):
+            self.fs.rm(stale)
 
     def write_table(self, table: pa.Table, url: str) -> str:
         import pyarrow.parquet as pq
 
         with self.atomic_path(url) as tmp:
-            pq.write_table(table, tmp, filesystem=self.fs)
+            # Bounded row groups: readers that stream (scoring, drift sampling) decode one row
+            # group at a time, so its size, not the file's, bounds their memory.
+            pq.write_table(table, tmp, filesystem=self.fs, row_group_size=ROW_GROUP_ROWS)
         return url
 
     def write_frame(self, frame: pd.DataFrame, url: str) -> str:

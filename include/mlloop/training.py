@@ -22,21 +22,22 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlloop.compute import compute_threads
 from mlloop.registry import (
     CHALLENGER,
     PREDICTION_COLUMN,
     REFERENCE_ARTIFACT,
+    TAG_MODEL_SHA256,
     ModelRef,
     ensure_experiment,
     predict_scores,
     quiet_module_probing,
+    record_model_checksum,
 )
 from mlloop.settings import PROJECT_ROOT, Settings, get_settings
 from mlloop.spec import UseCaseSpec
@@ -54,6 +55,7 @@ TAG_TRAINING_RUN_ID = "training_run_id"
 TAG_TRAINING_CUTOFF = "training_cutoff"
 TAG_TRAIN_END = "train_end"
 TAG_GIT_COMMIT = "git_commit"
+TAG_DAG_RUN_ID = "mlloop.dag_run_id"
 VALIDATION_ARTIFACT = "validation/training_set_validation.json"
 FINGERPRINT_ARTIFACT = "training_set/fingerprint.json"
 MODEL_NAME = "model"
@@ -61,22 +63,6 @@ MODEL_NAME = "model"
 
 class TrainingDataError(ValueError):
     """The training set cannot train a model (a data fault: retrying will not help)."""
-
-
-@contextmanager
-def compute_threads() -> Iterator[None]:
-    """Cap the OpenMP/BLAS threads of fitting and predicting (``MLLOOP_TRAINING_THREADS``, default 1).
-
-    Measured on the project's 2-vCPU machines: HistGradientBoosting on 6k rows fits in 0.2 s with one
-    thread and 4.5 s with two (14 s inside a busy Airflow task process); on 100k rows 1.2 s vs 7.8 s.
-    OpenMP threads that spin-wait for cores other processes hold cost more than they bring, and an
-    Airflow worker runs several tasks at once. Raise it on dedicated many-core workers.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threads = int(os.environ.get("MLLOOP_TRAINING_THREADS", "1") or 1)
-    with threadpool_limits(limits=max(threads, 1)):
-        yield
 
 
 # --------------------------------------------------------------------------------------- decision
@@ -424,6 +410,17 @@ def skops_trusted_types(pipeline: Any) -> list[str]:
     return untrusted
 
 
+def version_of_run(client: MlflowClient, spec: UseCaseSpec, dag_run_id: str) -> ModelRef | None:
+    """The version an Airflow run of the training DAG registered already, if any."""
+    quoted = dag_run_id.replace("'", "\\'")
+    found = client.search_model_versions(
+        f"name = '{spec.registered_model_name}' and tags.`{TAG_DAG_RUN_ID}` = '{quoted}'",
+        order_by=["version_number DESC"],
+        max_results=1,
+    )
+    return ModelRef.from_model_version(found[0]) if found else None
+
+
 def _registered_model(client: MlflowClient, spec: UseCaseSpec) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -466,6 +463,16 @@ def log_and_register(
     from mlloop.training_set import fingerprint
 
     settings = settings or get_settings()
+    if lineage.dag_run_id:
+        earlier = version_of_run(client, spec, lineage.dag_run_id)
+        if earlier is not None:
+            # A retry after a fault past registration (an MLflow outage, a killed worker): finish that
+            # version instead of registering the same model twice.
+            log.info("Run %s already registered %s v%s: reusing it", lineage.dag_run_id, earlier.name, earlier.version)
+            if TAG_MODEL_SHA256 not in earlier.tags:
+                record_model_checksum(client, spec.registered_model_name, earlier.version)
+            client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, earlier.version)
+            return ModelRef.from_model_version(client.get_model_version(earlier.name, earlier.version))
     experiment_id = ensure_experiment(client, spec, settings)
     prints = fingerprint(frame, spec)
     run_name = f"{spec.name}-{lineage.cutoff_day.isoformat()}"
@@ -529,10 +536,13 @@ def log_and_register(
         spec.registered_model_name,
         source=info.model_uri,
         run_id=run_id,
+        # A tracking server accepts a ``models:/m-...`` source only with the model id that holds it.
+        model_id=info.model_id,
         tags={
             TAG_USE_CASE: spec.name,
             TAG_FEATURE_SERVICE: spec.model.feature_service,
             TAG_TRAINING_RUN_ID: run_id,
+            TAG_DAG_RUN_ID: lineage.dag_run_id,
             TAG_TRAINING_CUTOFF: lineage.cutoff_day.isoformat(),
             TAG_TRAIN_END: trained.train_end,
             TAG_GIT_COMMIT: lineage.git_commit,
@@ -540,6 +550,7 @@ def log_and_register(
         },
         description=f"Trained on data up to {lineage.cutoff_day} ({lineage.trigger_reason}).",
     )
+    record_model_checksum(client, spec.registered_model_name, str(mv.version))
     client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, mv.version)
     log.info("Registered %s v%s (run %s) and pointed alias %s at it", mv.name, mv.version, run_id, CHALLENGER)
     return ModelRef.from_model_version(client.get_model_version(mv.name, mv.version))

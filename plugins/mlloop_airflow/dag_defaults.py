@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param
 
+from mlloop_airflow.notifiers.failure import FailureNotifier
+
 if TYPE_CHECKING:
     from mlloop.spec import UseCaseSpec
 
@@ -19,13 +21,15 @@ DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 def default_args(spec: UseCaseSpec) -> dict[str, Any]:
     """Owner from the spec; transient faults retry with exponential backoff, data faults do not
-    (operators raise ``AirflowFailException`` for those)."""
+    (operators raise ``AirflowFailException`` for those). A task that fails for good alerts the
+    on-call through :class:`FailureNotifier` when ``MLLOOP_ALERT_CONN_ID`` is set (off otherwise)."""
     return {
         "owner": spec.owner,
         "retries": int(os.environ.get("MLLOOP_TASK_RETRIES", "2")),
         "retry_delay": dt.timedelta(seconds=float(os.environ.get("MLLOOP_RETRY_DELAY_SECONDS", "30"))),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
+        "on_failure_callback": [FailureNotifier()],
     }
 
 
@@ -58,6 +62,34 @@ def day_param() -> Param:
             "a manual trigger has no data interval in Airflow 3, so set it there."
         ),
     )
+
+
+def partitions_param(spec: UseCaseSpec) -> Param:
+    """How many mapped tasks a scoring run splits the day into (empty: the spec's number)."""
+    return Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        maximum=64,
+        title="Parts",
+        description=(
+            f"Split the day into this many score_partition tasks, which run in parallel on the "
+            f"executor's workers. Leave empty for the spec's scoring.partitions ({spec.scoring.partitions})."
+        ),
+    )
+
+
+def on_call_doc(summary: str, links: str = "") -> str:
+    """The "On call" section that ends every DAG's ``doc_md``: where the one summary is logged, where
+    the tasks' extra links go, and how failures reach a person."""
+    lines = ["", "**On call**", f"- *One summary*: {summary}"]
+    if links:
+        lines.append(f"- *Links* (buttons on the task instance): {links}")
+    lines.append(
+        "- *Alerts*: a task that fails for good posts the DAG, task, interval, the one-line cause and a "
+        "link to its log to the Airflow connection named by `MLLOOP_ALERT_CONN_ID` (off unless set)."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def tags(spec: UseCaseSpec, stage: str) -> list[str]:

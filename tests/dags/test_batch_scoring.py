@@ -31,6 +31,7 @@ def test_no_champion_yet_skips_the_run(ingested, spec) -> None:  # type: ignore[
     assert task_states(dag_run) == {
         "wait_for_features": "success",
         "resolve_champion": "skipped",
+        "plan_parts": "skipped",
         "score_partition": "skipped",
         "commit_predictions": "skipped",
     }
@@ -90,3 +91,23 @@ def test_mapped_parts_are_published_together(ingested, spec, tmp_path, monkeypat
     assert out[spec.entity.join_key].is_unique
     assert set(out["model_version"]) == {champion.version}
     assert ingested.glob(ingested.path("staging", "credit_risk", "predictions", "date=*", "*.parquet")) == []
+
+
+def test_the_parts_param_overrides_the_spec(ingested, spec) -> None:  # type: ignore[no-untyped-def]
+    """A manual trigger's Parts parameter splits the day into that many mapped tasks."""
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    register_champion(spec, labelled_frame(ingested, spec, DAYS[:5]))
+    dags = Path(__file__).resolve().parents[2] / "dags"
+    dag = DagBag(dag_folder=str(dags / "batch_scoring.py")).dags[DAG_ID]
+
+    dag_run = dag.test(run_conf={"day": DAY.isoformat(), "partitions": 2})
+
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    assert states["score_partition"] == "success,success"
+    out = ingested.read_frame(predictions_path(ingested, spec, DAY))
+    assert len(out) == len(ingested.read_frame(features_path(ingested, spec, DAY)))
+    assert out[spec.entity.join_key].is_unique

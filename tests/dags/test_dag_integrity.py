@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,13 +42,20 @@ def test_dag_is_documented_owned_tagged_and_retried(dagbag, dag_id: str) -> None
     use_case, stage = dag_id.split("__")
     assert stage in STAGES
     assert {f"use_case:{use_case}", f"stage:{stage}"} <= set(dag.tags)
-    for section in ("What it does", "Triggered by", "Emits", "When it fails"):
-        assert section in (dag.doc_md or ""), f"{dag_id}: doc_md lacks '{section}'"
+    doc = dag.doc_md or ""
+    for section in ("What it does", "Triggered by", "Emits", "When it fails", "On call"):
+        assert f"**{section}**" in doc, f"{dag_id}: doc_md lacks '{section}'"
+    # Rendered from the spec: no Python reprs or unfilled placeholders leak into the UI.
+    assert not re.search(r"object at 0x|Timetable\(|\{[a-z_]+\}", doc), f"{dag_id}: doc_md is not rendered text"
+    assert dag.description, f"{dag_id} has no description (the DAG list shows it)"
     for task in dag.tasks:
         assert task.owner not in ("", "airflow"), f"{dag_id}.{task.task_id} has no owner"
         assert task.retries >= 2, f"{dag_id}.{task.task_id} retries={task.retries}"
+        assert task.retry_exponential_backoff, f"{dag_id}.{task.task_id} retries without backoff"
+        assert task.on_failure_callback, f"{dag_id}.{task.task_id} has no failure notifier"
     for name, param in dag.params.items():
         assert param.description, f"{dag_id}: Param '{name}' has no description for the Trigger form"
+        assert param.schema.get("type") and param.schema.get("title"), f"{dag_id}: Param '{name}' is not typed"
 
 
 def test_dag_files_do_not_import_heavy_libraries_at_parse_time() -> None:

@@ -52,7 +52,7 @@ def prepare(storage, spec, *, shock: bool):  # type: ignore[no-untyped-def]
     return champion
 
 
-def test_calm_data_is_a_green_run_without_retrain(airflow_db, storage, spec) -> None:  # type: ignore[no-untyped-def]
+def test_calm_data_is_a_green_run_without_retrain(airflow_db, storage, spec, capfd) -> None:  # type: ignore[no-untyped-def]
     champion = prepare(storage, spec, shock=False)
     # The champion performs on recent labels as it did on its holdout.
     measured = check_quality(labelled_predictions(storage, spec, DAY), spec, champion.version, None).current
@@ -76,6 +76,16 @@ def test_calm_data_is_a_green_run_without_retrain(airflow_db, storage, spec) -> 
         "reason": "no drift: nothing to retrain",
     }
     assert read_marker(storage, spec) is None
+    # On call: one summary in decide_retrain's log, and links from the tasks to the report and MLflow.
+    summary_line = f"Drift check of credit_risk for {DAY} against credit_risk v{champion.version}: no drift"
+    assert summary_line in capfd.readouterr().out
+    report_link = xcom_value(dag_run, "compute_drift", "_link_DriftReportLink")
+    assert report_link.endswith(f"/mlloop/reports/credit_risk/drift/date={DAY}/report.html")
+    assert xcom_value(dag_run, "decide_retrain", "_link_DriftReportLink") == report_link
+    assert f"/#/models/credit_risk/versions/{champion.version}" in xcom_value(
+        dag_run, "compute_drift", "_link_ModelVersionLink"
+    )
+    assert "/runs/" in xcom_value(dag_run, "compute_drift", "_link_MlflowRunLink")
 
 
 def test_drift_triggers_training_once_then_debounces(airflow_db, storage, spec) -> None:  # type: ignore[no-untyped-def]
@@ -133,3 +143,52 @@ def _finish(dag_run) -> None:  # type: ignore[no-untyped-def]
 
     with create_session() as session:
         session.query(DagRun).filter_by(id=dag_run.id).update({"state": "success"})
+
+
+def test_a_burst_of_drift_starts_one_retrain_and_a_failed_retrain_leaves_the_champion(  # type: ignore[no-untyped-def]
+    airflow_db, storage, spec, feast_registry, tmp_path, monkeypatch
+) -> None:
+    """Drift found on three days running (a backfill, or a storm of alerts): one training run. That run
+    fails (an upstream bug left every label 0: its training set is refused): no version is registered,
+    the champion stays, and the cooldown still holds for the next drift."""
+    import yaml
+
+    from mlloop.registry import CHAMPION, aliases
+    from mlloop.settings import get_settings
+
+    # Enough labels for this small data to train on (the point is how the retrain fails, not size).
+    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
+    raw["model"]["min_training_rows"] = 500
+    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    champion = prepare(storage, spec, shock=True)
+    client = mlflow_client()
+    registered = {str(mv.version) for mv in client.search_model_versions("name = 'credit_risk'")}
+
+    burst = [run_dag(DAG_ID, day) for day in DAYS[-3:]]
+
+    assert [task_states(run)["trigger_training"] for run in burst] == ["success", "skipped", "skipped"]
+    [training] = dag_runs(TRAINING)
+    for later in burst[1:]:
+        assert "already queued or running" in xcom_value(later, "decide_retrain", "decision")["reason"]
+
+    for path in storage.glob(storage.path("features", spec.name, "labels", "date=*", "data.parquet")):
+        frame = storage.read_frame(path)
+        storage.write_frame(frame.assign(**{spec.labels.column: 0}), path)
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "training.py"))
+    retrain = bag.dags[TRAINING].test(run_conf=training.conf)
+
+    assert retrain.state == "failed"
+    assert task_states(retrain)["validate_training_set"] == "failed"
+    assert task_states(retrain)["train_and_register"] == "upstream_failed"
+    assert {str(mv.version) for mv in client.search_model_versions("name = 'credit_risk'")} == registered
+    assert aliases(client, "credit_risk").get(CHAMPION) == champion.version
+
+    _finish(training)
+    after = run_dag(DAG_ID, DAY)
+    assert task_states(after)["trigger_training"] == "skipped"
+    assert "cooldown" in xcom_value(after, "decide_retrain", "decision")["reason"]

@@ -54,12 +54,33 @@ def test_training_runs_on_new_features_and_announces_a_challenger(dags: dict[str
 def test_promotion_runs_on_a_challenger_and_only_promotion_moves_the_champion(dags: dict[str, Any]) -> None:
     dag = dags["credit_risk__promotion"]
     assert assets(dag.timetable) == ["credit_risk.challenger"]
-    assert dag.max_active_runs == 1
+    # Runs may overlap; what must not overlap is moving the alias (next test).
+    assert dag.max_active_runs > 1
     assert set(dag.task_dict) == {"evaluate_challenger", "promote_challenger", "reject_challenger"}
     assert dag.task_dict["evaluate_challenger"].downstream_task_ids == {"promote_challenger", "reject_challenger"}
     assert [a.name for a in dag.task_dict["promote_challenger"].outlets] == ["credit_risk.champion"]
     assert dag.task_dict["reject_challenger"].outlets == []
     assert dag.params.get_param("version").schema["type"] == ["null", "integer"]
+
+
+def test_every_alias_moving_task_shares_the_one_slot_pool(dags: dict[str, Any]) -> None:
+    """MLflow aliases have no compare-and-set: promotion and rollback re-read the champion and move
+    it inside pool CHAMPION_POOL, whose single slot makes that a critical section."""
+    from mlloop_airflow.operators.promotion import PromoteChallengerOperator, RollbackChampionOperator
+    from mlloop_airflow.pools import CHAMPION_POOL, POOLS
+
+    movers = [
+        (dag_id, task)
+        for dag_id, dag in dags.items()
+        for task in dag.tasks
+        if isinstance(task, PromoteChallengerOperator | RollbackChampionOperator)
+    ]
+    assert {task.task_id for _, task in movers} == {"promote_challenger", "rollback_champion"}
+    assert {(dag_id, task.pool) for dag_id, task in movers} == {
+        ("credit_risk__promotion", CHAMPION_POOL),
+        ("credit_risk__rollback", CHAMPION_POOL),
+    }
+    assert POOLS[CHAMPION_POOL][0] == 1
 
 
 def test_approval_is_added_only_when_the_spec_asks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -80,3 +101,12 @@ def test_rollback_is_manual_and_announces_the_champion(dags: dict[str, Any]) -> 
     (task,) = dag.tasks
     assert [a.name for a in task.outlets] == ["credit_risk.champion"]
     assert dag.params.get_param("version").schema["type"] == ["null", "integer"]
+
+
+def test_drift_runs_never_overlap(dags: dict[str, Any]) -> None:
+    """The debounce reads 'is a retrain running? when was the last?' and then triggers: one drift run at a
+    time makes that read-then-trigger atomic, so a burst of drift cannot start two retrains."""
+    dag = dags["credit_risk__drift_monitoring"]
+    assert dag.max_active_runs == 1
+    assert "trigger_training" in dag.task_dict["decide_retrain"].downstream_task_ids
+    assert "trigger_training" in dag.task_dict["record_trigger"].upstream_task_ids

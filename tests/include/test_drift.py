@@ -44,10 +44,11 @@ def measured(drifted: dict[str, float]) -> dict[str, ColumnDrift]:
         ({"age": 0.2, "debt": 0.3}, None, False, None),  # 20% < 30%, no key feature
         ({"age": 0.2, "debt": 0.3, "loan": 0.5}, None, True, "3/10 features drifted (30% >= 30%)"),
         ({"income": 0.15}, None, True, "key feature(s) drifted: income"),
-        ({}, QualityCheck("roc_auc", 0.70, 0.80, 500), True, "roc_auc dropped 0.1000"),
+        ({}, QualityCheck("roc_auc", 0.70, 0.80, 500), True, "roc_auc is 0.1000 worse than on its holdout"),
         ({}, QualityCheck("roc_auc", 0.77, 0.80, 500), False, None),  # 0.03 <= 0.05
         ({}, QualityCheck("roc_auc", 0.90, 0.80, 500), False, None),  # better than holdout
-        ({}, QualityCheck("log_loss", 0.40, 0.30, 500), True, "log_loss dropped 0.1000"),  # lower is better
+        ({}, QualityCheck("log_loss", 0.40, 0.30, 500), True, "log_loss is 0.1000 worse than on its holdout"),
+        ({}, QualityCheck("rmse", 5.9, 1.9, 500), True, "rmse is 4.0000 worse than on its holdout"),  # regression
         ({}, QualityCheck("log_loss", 0.20, 0.30, 500), False, None),
         ({}, QualityCheck("roc_auc", None, 0.80, 20, "too few labels"), False, None),
         ({}, QualityCheck("roc_auc", 0.60, None, 500, "no holdout metric"), False, None),

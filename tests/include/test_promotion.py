@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pytest
@@ -26,9 +27,17 @@ RMSE = GatePolicy(
 )
 
 
-def card(version: str, primary: float, segments: dict[str, tuple[int, float]] | None = None) -> Scorecard:
+def card(
+    version: str,
+    primary: float,
+    segments: dict[str, tuple[int, float]] | None = None,
+    trained_until: dt.date | None = None,
+) -> Scorecard:
     segs = {k: SegmentScore(rows=n, value=v) for k, (n, v) in (segments or {}).items()}
-    return Scorecard(version=version, rows=1000, primary=primary, segments=segs)
+    return Scorecard(version=version, rows=1000, primary=primary, segments=segs, trained_until=trained_until)
+
+
+MAR_10, MAR_12 = dt.date(2026, 3, 10), dt.date(2026, 3, 12)
 
 
 SEGMENTS = {"salaried": (600, 0.78), "self_employed": (300, 0.74), "unemployed": (40, 0.70)}
@@ -41,6 +50,25 @@ CASES = [
     ("worse within tolerance", AUC, card("2", 0.775, SEGMENTS), card("1", 0.78, SEGMENTS), True, []),
     ("worse by exactly the tolerance", AUC, card("2", 0.77, SEGMENTS), card("1", 0.78, SEGMENTS), True, []),
     ("worse", AUC, card("2", 0.765, SEGMENTS), card("1", 0.78, SEGMENTS), False, ["vs champion"]),
+    # The tolerance buys freshness: a challenger trained on no newer data must be at least as good.
+    ("fresher, worse within tolerance", AUC, card("2", 0.775, None, MAR_12), card("1", 0.78, None, MAR_10), True, []),
+    (
+        "same data, worse within tolerance",
+        AUC,
+        card("2", 0.775, None, MAR_10),
+        card("1", 0.78, None, MAR_10),
+        False,
+        ["vs champion"],
+    ),
+    (
+        "older data, worse within tolerance",
+        AUC,
+        card("2", 0.775, None, MAR_10),
+        card("1", 0.78, None, MAR_12),
+        False,
+        ["vs champion"],
+    ),
+    ("same data, equal", AUC, card("2", 0.78, None, MAR_10), card("1", 0.78, None, MAR_10), True, []),
     (
         "worse on one slice only",
         AUC,
@@ -123,3 +151,9 @@ def test_policy_from_the_bundled_spec() -> None:
     policy = GatePolicy.from_spec(get_spec("credit_risk"))
     assert policy.primary_metric == "roc_auc" and policy.higher_is_better
     assert policy.segment_column == "employment_type"
+
+
+def test_the_tolerance_is_refused_to_a_model_that_is_not_fresher_and_says_why() -> None:
+    decision = decide(AUC, card("2", 0.775, None, MAR_10), card("1", 0.78, None, MAR_10))
+    (reason,) = decision.reasons
+    assert "no tolerance: it was trained on data up to 2026-03-10, not newer than the champion's 2026-03-10" in reason

@@ -22,6 +22,7 @@ from mlloop.scoring import (
     ScoringError,
     commit_predictions,
     part_path,
+    plan_parts,
     predictions_path,
     score_day,
     score_partition,
@@ -232,7 +233,10 @@ def _derived_features(spec: Any) -> Any:
     return fetch
 
 
-def _peak_scoring_bytes(storage: Any, spec: Any, day: dt.date, rows: int, chunk_rows: int) -> int:
+def _peak_scoring_bytes(
+    storage: Any, spec: Any, day: dt.date, rows: int, chunk_rows: int, part: tuple[int, int] | None = None
+) -> int:
+    """Peak traced memory of scoring a synthetic day (the whole day, or ``part`` = (i, N) of it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -246,7 +250,20 @@ def _peak_scoring_bytes(storage: Any, spec: Any, day: dt.date, rows: int, chunk_
     gc.collect()
     tracemalloc.start()
     try:
-        score_day(storage, spec, day, model=model, fetch_features=fetch, lineage=LINEAGE, chunk_rows=chunk_rows)
+        if part is None:
+            score_day(storage, spec, day, model=model, fetch_features=fetch, lineage=LINEAGE, chunk_rows=chunk_rows)
+        else:
+            score_partition(
+                storage,
+                spec,
+                day,
+                model=model,
+                fetch_features=fetch,
+                lineage=LINEAGE,
+                partition=part[0],
+                partitions=part[1],
+                chunk_rows=chunk_rows,
+            )
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -269,3 +286,26 @@ def test_peak_memory_does_not_grow_with_the_day(storage, spec) -> None:
     print(f"peak {small / 1e6:.2f} MB at {2 * chunk} rows, {large / 1e6:.2f} MB at {20 * chunk} rows")
     assert large < small * 1.5 + 500_000, f"peak {large / 1e6:.2f} MB at 10x rows vs {small / 1e6:.2f} MB"
     assert large < whole_day_bytes / 5, f"peak {large / 1e6:.2f} MB vs {whole_day_bytes / 1e6:.1f} MB for the day"
+
+
+def test_plan_parts_takes_the_request_else_the_spec(spec) -> None:  # type: ignore[no-untyped-def]
+    assert plan_parts(spec) == [{"partition": 0, "partitions": spec.scoring.partitions}]
+    assert plan_parts(spec, "None") == plan_parts(spec, None) == plan_parts(spec)  # an empty Param renders "None"
+    assert plan_parts(spec, "3") == [{"partition": i, "partitions": 3} for i in range(3)]
+
+
+@pytest.mark.parametrize("bad", [0, 65, "two", -1])
+def test_plan_parts_refuses_impossible_splits(spec, bad) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="partitions must be"):
+        plan_parts(spec, bad)
+
+
+def test_a_mapped_part_needs_no_more_memory_for_a_larger_day(storage, spec) -> None:  # type: ignore[no-untyped-def]
+    """Part 1 of 4 reads the day's keys batch by batch and keeps its own share, re-chunked: 10x the
+    day at the same chunk size must not grow its peak to speak of (the parts run on other workers)."""
+    chunk, parts = 2_000, 4
+    _peak_scoring_bytes(storage, spec, DAY + dt.timedelta(days=20), chunk * parts, chunk, (1, parts))  # warm-up
+    small = _peak_scoring_bytes(storage, spec, DAY + dt.timedelta(days=21), 2 * chunk * parts, chunk, (1, parts))
+    large = _peak_scoring_bytes(storage, spec, DAY + dt.timedelta(days=22), 20 * chunk * parts, chunk, (1, parts))
+    print(f"part 1/{parts}: peak {small / 1e6:.2f} MB at {2 * chunk * parts} rows, {large / 1e6:.2f} MB at 10x")
+    assert large < small * 1.5 + 500_000, f"peak {large / 1e6:.2f} MB at 10x rows vs {small / 1e6:.2f} MB"

@@ -201,6 +201,38 @@ def test_log_and_register_follows_the_registry_conventions(mlloop_home: Path, sp
     )
 
 
+def test_a_retry_after_a_fault_past_registration_registers_no_duplicate(
+    mlloop_home: Path, spec: UseCaseSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow fails right after the version was created (its checksum could not be recorded): the
+    retried task of the same Airflow run finishes that version instead of registering another."""
+    import mlloop.training
+    from mlloop.registry import TAG_MODEL_SHA256, load_model, mlflow_client
+    from mlloop.training import Lineage, log_and_register
+
+    frame = labelled(spec, days=5, rows_per_day=300)
+    trained = fit_and_evaluate(spec, frame)
+    lineage = Lineage(cutoff_day=D1, trigger_reason="unit test", dag_id="d", dag_run_id="scheduled__2026-03-01")
+    client = mlflow_client()
+
+    def outage(*args: object) -> None:
+        raise ConnectionError("MLflow went away")
+
+    with monkeypatch.context() as patch, pytest.raises(ConnectionError):
+        patch.setattr(mlloop.training, "record_model_checksum", outage)
+        log_and_register(client, spec, trained, frame, lineage=lineage)
+
+    retried = log_and_register(client, spec, trained, frame, lineage=lineage)
+
+    versions = client.search_model_versions(f"name = '{spec.registered_model_name}'")
+    assert [str(v.version) for v in versions] == [retried.version] == ["1"]
+    assert client.get_registered_model(spec.registered_model_name).aliases == {"challenger": 1}
+    assert len(retried.tags[TAG_MODEL_SHA256]) == 64
+    load_model(retried)
+    other_run = Lineage(cutoff_day=D1, trigger_reason="unit test", dag_id="d", dag_run_id="scheduled__2026-03-02")
+    assert log_and_register(client, spec, trained, frame, lineage=other_run).version == "2"
+
+
 def test_a_regression_use_case_trains_and_registers_without_code_changes(mlloop_home: Path, spec: UseCaseSpec) -> None:
     from mlloop.registry import CHALLENGER, get_alias, mlflow_client
     from mlloop.training import Lineage, log_and_register

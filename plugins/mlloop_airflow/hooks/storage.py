@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class StorageHook(BaseHook):
-    """Hands out the :class:`mlloop.storage.Storage` of the configured storage root.
+    """Hands out the :class:`mlloop.storage.Storage` of the configured storage root, once it can be listed.
 
     The root and connection come from ``MLLOOP_STORAGE_ROOT`` / ``MLLOOP_STORAGE_CONN_ID`` unless
     given. The filesystem is Airflow's ``ObjectStoragePath`` one, so an ``s3://`` root authenticates
@@ -39,9 +39,15 @@ class StorageHook(BaseHook):
 
         settings = get_settings()
         root = self.root or settings.storage_root
+        if not self.root and not settings.storage_root_configured:
+            settings.prepare_local_paths()  # the embedded default (under MLLOOP_HOME) creates its own folder
         conn_id = self.conn_id or settings.storage_conn_id
         path = ObjectStoragePath(root, conn_id=conn_id)
-        return Storage.from_filesystem(root, path.fs)
+        storage = Storage.from_filesystem(root, path.fs)
+        # A configured root (a mount, a bucket) is never created behind the operator's back: missing
+        # or unreachable, it is an outage, never "not landed yet".
+        storage.check_available()
+        return storage
 
     def get_conn(self) -> Storage:
         return self.storage

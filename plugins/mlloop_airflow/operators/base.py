@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
 
 from mlloop_airflow.hooks.storage import StorageHook
 from mlloop_airflow.intervals import resolve_day
@@ -18,14 +20,46 @@ if TYPE_CHECKING:
     from mlloop.spec import UseCaseSpec
 
 
+def explaining_outages(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``execute`` so an outage of MLflow, the online store or storage fails the try with one
+    actionable message (:class:`mlloop.outages.ServiceUnavailable`: retried with backoff) instead of
+    a library's stack of connection errors. Other exceptions pass unchanged."""
+
+    @functools.wraps(execute)
+    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return execute(self, *args, **kwargs)
+        except AirflowException:
+            raise
+        except Exception as exc:
+            from mlloop.outages import ServiceUnavailable, explain_outage
+
+            message = explain_outage(exc)
+            if message is None or isinstance(exc, ServiceUnavailable):
+                raise
+            self.log.error("%s", message)
+            raise ServiceUnavailable(message) from exc
+
+    wrapper.explains_outages = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class UseCaseOperator(BaseOperator):
     """Base for operators that act on one use case (and usually one day).
+
+    Every subclass's ``execute`` is wrapped by :func:`explaining_outages`.
 
     :param use_case: name of the use-case spec (``include/use_cases/<name>.yaml``). (templated)
     :param day: ISO date to process; empty means the run's data interval. (templated)
     """
 
     template_fields: Sequence[str] = ("use_case", "day")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        execute = cls.__dict__.get("execute")
+        if execute is not None and not getattr(execute, "explains_outages", False):
+            cls.execute = explaining_outages(execute)  # type: ignore[method-assign]
 
     def __init__(self, *, use_case: str, day: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

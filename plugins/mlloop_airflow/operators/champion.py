@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
+from mlloop_airflow.links import LinkedOperatorMixin, ModelVersionLink
 from mlloop_airflow.operators.base import UseCaseOperator
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
-class ResolveChampionOperator(UseCaseOperator):
+class ResolveChampionOperator(LinkedOperatorMixin, UseCaseOperator):
     """Look up the version alias ``champion`` points at and hand it to the rest of the run.
 
     Downstream tasks receive the exact version through XCom (``name``, ``version``, ``run_id``,
@@ -28,6 +29,7 @@ class ResolveChampionOperator(UseCaseOperator):
     """
 
     template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "purpose")
+    operator_extra_links = (ModelVersionLink(),)
     ui_color = "#e6dcf5"
 
     def __init__(self, *, purpose: str = "use", **kwargs: Any) -> None:
@@ -53,6 +55,7 @@ class ResolveChampionOperator(UseCaseOperator):
                 f"{self.purpose} with. Expected until {self.spec.dag_id('promotion')} promotes a first "
                 "version; this run is skipped, not failed."
             )
+        self.link_to_model_version(ref.name, ref.version)
         pinned = {
             "name": ref.name,
             "version": ref.version,

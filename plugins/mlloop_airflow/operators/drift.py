@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.branch import BranchMixIn
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlloop_airflow.links import DriftReportLink, LinkedOperatorMixin, MlflowRunLink, ModelVersionLink
 from mlloop_airflow.operators.base import UseCaseOperator
 
 if TYPE_CHECKING:
@@ -16,9 +17,74 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 ACTIVE_RUN_STATES = ["queued", "running"]
+TOP_FEATURES = 3
 
 
-class DriftReportOperator(UseCaseOperator):
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _worse_or_better(drop: float | None) -> str:
+    if drop is None:
+        return "no comparison"
+    return f"worse by {_num(drop)}" if drop >= 0 else f"better by {_num(-drop)}"
+
+
+def drift_summary(report: dict[str, Any], decision: str, report_link: str = "") -> str:
+    """The drift check on one screen: verdict, why, the features nearest to (or past) their threshold,
+    prediction drift, quality, rows compared, the retrain decision and where the report is.
+
+    :param report: the summary :class:`DriftReportOperator` returns.
+    :param decision: what the debounce decided (trigger, or why not).
+    """
+    from mlloop.drift import ColumnDrift
+
+    verdict, quality, rows = report["verdict"], report["quality"], report["rows"]
+    features = [
+        ColumnDrift(name, item["score"], item["drifted"], item["method"], item["threshold"])
+        for name, item in report["features"].items()
+    ]
+    drifted = [f for f in features if f.drifted]
+    top = sorted(features, key=lambda f: (f.drifted, f.severity), reverse=True)[:TOP_FEATURES]
+    policy = verdict.get("policy", {})
+    model = report["model"]
+
+    def column(c: ColumnDrift) -> str:
+        return f"{c.column} {_num(c.score)}{' DRIFTED' if c.drifted else ''}"
+
+    lines = [
+        f"Drift check of {report['use_case']} for {report['day']} against {model['name']} v{model['version']}: "
+        + ("DRIFT" if verdict["drift"] else "no drift"),
+    ]
+    if verdict["reasons"]:
+        lines.append("  why:        " + "; ".join(verdict["reasons"]))
+    lines.append(
+        f"  features:   {len(drifted)}/{len(features)} drifted ({verdict['drifted_share']:.0%}, drift at "
+        f">= {policy.get('drifted_share', 0):.0%}; {policy.get('method') or 'auto'} threshold "
+        f"{policy.get('threshold', 'default')}); top: " + ", ".join(column(c) for c in top)
+    )
+    prediction = report.get("prediction")
+    if prediction:
+        state = "drifted" if prediction["drifted"] else "stable"
+        lines.append(f"  prediction: {state} (score {_num(prediction['score'])})")
+    if quality.get("current") is not None:
+        lines.append(
+            f"  quality:    {quality['metric']} {_num(quality['current'])} vs holdout {_num(quality['reference'])} "
+            f"({_worse_or_better(quality['drop'])}, drift if worse by more than {policy.get('max_quality_drop')}) "
+            f"on {quality['labelled_rows']} labelled predictions"
+        )
+    else:
+        lines.append(f"  quality:    not measured ({quality.get('note') or 'no labels yet'})")
+    lines.append(
+        f"  rows:       {rows['reference_sampled']} reference vs {rows['current_sampled']} current "
+        f"(of {rows['current']} scored in {', '.join(report['window']['found'])})"
+    )
+    lines.append(f"  decision:   {decision}")
+    lines.append(f"  report:     {report_link or report['report_html']}")
+    return "\n".join(lines)
+
+
+class DriftReportOperator(LinkedOperatorMixin, UseCaseOperator):
     """Compare the day's recent scoring with the champion's training reference and write the report.
 
     Evidently data drift per model feature and for the set, prediction drift, and the champion's
@@ -31,6 +97,7 @@ class DriftReportOperator(UseCaseOperator):
     """
 
     template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "champion")
+    operator_extra_links = (DriftReportLink(), MlflowRunLink(), ModelVersionLink())
     ui_color = "#f5e6cc"
 
     def __init__(self, *, champion: Any, **kwargs: Any) -> None:
@@ -53,6 +120,7 @@ class DriftReportOperator(UseCaseOperator):
             ref = get_version(self.mlflow_client, self.champion["name"], self.champion["version"])
         except ModelNotFound as exc:
             raise AirflowFailException(f"{exc}: the pinned champion was deleted; rerun the DAG run") from None
+        self.link_to_model_version(ref.name, ref.version)
         self.log.info(
             "Drift of %s for %s: window of %d day(s) vs the training reference of %s v%s "
             "(method %s, threshold %s, sample %d, seed %d)",
@@ -78,6 +146,10 @@ class DriftReportOperator(UseCaseOperator):
         except (DriftInputError, ModelNotFound) as exc:
             raise AirflowFailException(f"Cannot measure drift for {day}: {exc}") from None
         summary = report.summary
+        self.link_to_report(report.html_path)
+        if report.mlflow_run_id:
+            experiment = self.mlflow_client.get_run(report.mlflow_run_id).info.experiment_id
+            self.link_to_mlflow_run(experiment, report.mlflow_run_id)
         if summary["window"]["missing"]:
             self.log.warning(
                 "No predictions for %s (inside the %d-day window): compared the days that exist, %s",
@@ -97,16 +169,17 @@ class DriftReportOperator(UseCaseOperator):
         return summary
 
 
-class RetrainDecisionOperator(UseCaseOperator, BranchMixIn):
+class RetrainDecisionOperator(LinkedOperatorMixin, UseCaseOperator, BranchMixIn):
     """Decide whether the drift verdict starts a retrain now, and branch to the trigger if so.
 
     The verdict comes from the report (the spec's policy, :func:`mlloop.drift.decide`); this task
     adds the debounce (:func:`mlloop.drift.retrain_gate`): no trigger while a run of the training
     DAG is queued or running (asked through the Task SDK, tasks cannot query the metadata DB), and
     none within ``drift.cooldown_hours`` of the last drift-triggered retrain (the marker
-    ``reports/<use_case>/drift/last_trigger.json``). It logs one line with the verdict, the numbers
-    and the decision, pushes the training conf as XCom ``retrain_conf``, and skips the trigger
-    task when there is nothing to do: no drift and debounced runs are green.
+    ``reports/<use_case>/drift/last_trigger.json``). It logs one summary (:func:`drift_summary`: the
+    verdict, the top features, quality, rows and the decision), pushes the training conf as XCom
+    ``retrain_conf``, and skips the trigger task when there is nothing to do: no drift and debounced
+    runs are green.
 
     :param report: the summary returned by :class:`DriftReportOperator`. (templated)
     :param training_dag_id: the DAG a retrain runs in. (templated)
@@ -114,6 +187,7 @@ class RetrainDecisionOperator(UseCaseOperator, BranchMixIn):
     """
 
     template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "report", "training_dag_id")
+    operator_extra_links = (DriftReportLink(),)
     inherits_from_skipmixin = True
     ui_color = "#f5d6cc"
 
@@ -147,9 +221,9 @@ class RetrainDecisionOperator(UseCaseOperator, BranchMixIn):
         conf = retrain_conf(verdict, day, html) if gate.trigger else None
         context["ti"].xcom_push(key="retrain_conf", value=conf)
         context["ti"].xcom_push(key="decision", value={"trigger": gate.trigger, "reason": gate.reason})
-        self.log.info(
-            "%s %s | %s | report %s | decision: %s", self.spec.name, day, verdict["headline"], html, gate.reason
-        )
+        self.link_to_report(html)
+        links = getattr(self, "_mlloop_links", {})
+        self.log.info("%s", drift_summary(self.report, gate.reason, links.get("drift_report", "")))
         # Last: skipping the trigger raises, by design of the Task SDK, to tell the supervisor.
         self.do_branch(context, self.trigger_task_id if gate.trigger else None)
 

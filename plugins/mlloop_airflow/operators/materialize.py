@@ -40,6 +40,9 @@ class FeastMaterializeOperator(UseCaseOperator):
         from mlloop.ingestion import day_bounds
 
         day = self.resolve_day(context)
+        # The offline partitions live under the storage root: if it is unreachable, say so, rather
+        # than let Feast materialize "no rows" from a folder that is not there.
+        self.storage_hook.storage.check_available()
         views = list(self.feature_views or [self.spec.features.feature_view])
         start, end = day_bounds(day)
         self.log.info("Materializing %s for %s into the online store", views, day)

@@ -14,15 +14,20 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlloop_airflow.hooks.feature_store import FeastHook
 from mlloop_airflow.hooks.mlflow import MlflowHook
+from mlloop_airflow.links import LinkedOperatorMixin, ModelVersionLink
 from mlloop_airflow.operators.base import UseCaseOperator
 from mlloop_airflow.operators.branching import BranchWithResultMixIn
+from mlloop_airflow.pools import CHAMPION_POOL
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from mlloop.evaluation import Evaluation
+    from mlloop.registry import ModelRef
 
 
 def _is_set(value: Any) -> bool:
@@ -52,13 +57,51 @@ def _version(value: Any, what: str) -> str:
     return str(number)
 
 
-class _RegistryOperator(UseCaseOperator):
+class _RegistryOperator(LinkedOperatorMixin, UseCaseOperator):
+    operator_extra_links = (ModelVersionLink(),)
+
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         return MlflowHook()
 
     def run_tags(self, context: Context, prefix: str) -> dict[str, str]:
         return {f"{prefix}.dag_id": context["dag"].dag_id, f"{prefix}.dag_run_id": context["run_id"]}
+
+    @cached_property
+    def feast_hook(self) -> FeastHook:
+        return FeastHook()
+
+    def run_gate(self, context: Context, challenger: ModelRef, champion: ModelRef | None) -> Evaluation:
+        """Re-score both versions on the same fresh window, log the gate table, record it as tags."""
+        from mlloop.champion import record_gate
+        from mlloop.evaluation import NotEvaluable, evaluate_for_promotion
+        from mlloop.registry import ModelIntegrityError
+
+        model, version = challenger.name, challenger.version
+        try:
+            evaluation = evaluate_for_promotion(
+                self.storage_hook.storage, self.feast_hook.store, self.spec, challenger, champion
+            )
+        except NotEvaluable as exc:
+            raise AirflowFailException(
+                f"cannot evaluate {model} v{version}: {exc}. The champion is unchanged. Clear this task once "
+                "newer labels have been ingested (or trigger with another version)."
+            ) from None
+        except ModelIntegrityError as exc:
+            raise AirflowFailException(f"refusing to evaluate {model} v{version}: {exc}") from None
+        self.log.info("\n%s", evaluation.table(self.spec))
+        record_gate(
+            self.mlflow_hook.client,
+            model,
+            version,
+            {
+                **evaluation.decision.tags(),
+                "gate.window": evaluation.window.describe(),
+                "gate.evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                **self.run_tags(context, "gate"),
+            },
+        )
+        return evaluation
 
 
 class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
@@ -91,10 +134,6 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         self.promote_task_id = promote_task_id
         self.reject_task_id = reject_task_id
 
-    @cached_property
-    def feast_hook(self) -> FeastHook:
-        return FeastHook()
-
     def resolve_version(self, context: Context) -> tuple[str | None, str]:
         """(version, where it came from)."""
         from mlloop.registry import CHALLENGER, get_alias
@@ -108,8 +147,6 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         return (ref.version, "alias challenger") if ref else (None, "nowhere: no alias challenger")
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.champion import record_gate
-        from mlloop.evaluation import NotEvaluable, evaluate_for_promotion
         from mlloop.registry import CHAMPION, ModelNotFound, get_alias, get_version
 
         client, model = self.mlflow_hook.client, self.spec.registered_model_name
@@ -128,6 +165,7 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
             challenger = get_version(client, model, version)
         except ModelNotFound as exc:
             raise AirflowFailException(f"{exc} (version from {source})") from None
+        self.link_to_model_version(model, version)
 
         self.log.info(
             "Evaluating %s v%s (from %s) against %s",
@@ -136,29 +174,9 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
             source,
             f"champion v{champion.version}" if champion else "no champion (the floor alone decides)",
         )
-        try:
-            evaluation = evaluate_for_promotion(
-                self.storage_hook.storage, self.feast_hook.store, self.spec, challenger, champion
-            )
-        except NotEvaluable as exc:
-            raise AirflowFailException(
-                f"cannot evaluate {model} v{version}: {exc}. The champion is unchanged. Clear this task once "
-                "newer labels have been ingested (or trigger with another version)."
-            ) from None
+        evaluation = self.run_gate(context, challenger, champion)
         decision = evaluation.decision
         table = evaluation.table(self.spec)
-        self.log.info("\n%s", table)
-        record_gate(
-            client,
-            model,
-            version,
-            {
-                **decision.tags(),
-                "gate.window": evaluation.window.describe(),
-                "gate.evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                **self.run_tags(context, "gate"),
-            },
-        )
         result = {
             **outcome,
             "evaluated": True,
@@ -175,8 +193,12 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
 class PromoteChallengerOperator(_RegistryOperator):
     """Move alias ``champion`` to the evaluated challenger; the old champion becomes ``previous-champion``.
 
-    Refuses (and changes nothing) if the champion moved since the evaluation: the gate compared
-    against a champion that no longer serves. The outlet Asset event carries ``{"version": ...}``.
+    Runs in pool ``mlloop_champion_moves`` (one slot, shared with every alias-moving task of every
+    use case), so no other promotion or rollback moves the alias between this task's re-reading of
+    the champion and its move. If the champion moved since the evaluation (another promotion or a
+    rollback got the slot first), the gate is re-run here, against the current champion: passed, the
+    challenger is promoted over it; failed, the rejection is recorded and this task is skipped (a
+    decision: green, no champion event). The outlet Asset event carries ``{"version": ...}``.
 
     :param evaluation: the evaluate task's result (``version``, ``champion``). (templated)
     """
@@ -185,28 +207,48 @@ class PromoteChallengerOperator(_RegistryOperator):
     ui_color = "#d9f4e1"
 
     def __init__(self, *, evaluation: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**{"pool": CHAMPION_POOL, **kwargs})
         self.evaluation = evaluation
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.champion import ChampionChanged, promote
+        from mlloop.champion import ChampionChanged, current_champion, promote, reject
+        from mlloop.registry import CHAMPION, get_alias, get_version
 
         evaluation = as_mapping(self.evaluation, "evaluation")
-        version, expected = str(evaluation["version"]), evaluation.get("champion")
-        model = self.spec.registered_model_name
-        self.log.info("Promoting %s v%s (evaluated against %s)", model, version, f"v{expected}" if expected else "none")
+        version, evaluated_against = str(evaluation["version"]), evaluation.get("champion")
+        expected = str(evaluated_against) if evaluated_against else None
+        client, model = self.mlflow_hook.client, self.spec.registered_model_name
+        current = current_champion(client, model)
+        if current not in (expected, version):
+            self.log.warning(
+                "The champion moved from %s to v%s since v%s was evaluated (another promotion or a rollback "
+                "held pool %s first): re-running the gate against the current champion.",
+                f"v{expected}" if expected else "none",
+                current,
+                version,
+                CHAMPION_POOL,
+            )
+            again = self.run_gate(context, get_version(client, model, version), get_alias(client, model, CHAMPION))
+            if not again.decision.passed:
+                reject(client, self.spec, version, again.decision.reasons, tags=self.run_tags(context, "promotion"))
+                raise AirflowSkipException(
+                    f"REJECTED on re-evaluation (a decision, not a failure): {model} v{version} does not beat the "
+                    f"current champion v{current}: {'; '.join(again.decision.reasons)}. Champion stays v{current}."
+                )
+            expected = current
+        self.log.info(
+            "Promoting %s v%s (gate passed against %s)", model, version, f"v{expected}" if expected else "none"
+        )
         try:
             move = promote(
-                self.mlflow_hook.client,
-                self.spec,
-                version,
-                expected_champion=str(expected) if expected else None,
-                tags=self.run_tags(context, "promotion"),
+                client, self.spec, version, expected_champion=expected, tags=self.run_tags(context, "promotion")
             )
         except ChampionChanged as exc:
             raise AirflowFailException(
-                f"{exc} Clear task evaluate_challenger to evaluate v{version} against the current champion."
+                f"{exc} Something outside pool {CHAMPION_POOL} moves aliases (a script, another Airflow "
+                f"deployment on the same registry?): stop it, then clear task evaluate_challenger."
             ) from None
+        self.link_to_model_version(model, move.champion)
         self.log.info("PROMOTED: %s", move.describe())
         self.set_outlet_extra(context, {"version": move.champion, "previous_champion": move.previous_champion})
         return move.as_dict()
@@ -232,6 +274,7 @@ class RejectChallengerOperator(_RegistryOperator):
         version, champion = str(evaluation["version"]), evaluation.get("champion")
         reasons = list(evaluation.get("reasons") or ["the promotion gate failed"])
         reject(self.mlflow_hook.client, self.spec, version, reasons, tags=self.run_tags(context, "promotion"))
+        self.link_to_model_version(self.spec.registered_model_name, version)
         self.log.info(
             "REJECTED (a decision, not a failure): %s v%s stays out of service; champion remains %s. Why: %s",
             self.spec.registered_model_name,
@@ -247,6 +290,7 @@ class RollbackChampionOperator(_RegistryOperator):
 
     The version must exist and must not have been rejected by the gate. The replaced champion
     becomes ``previous-champion``, so a second rollback undoes the first. Emits the champion Asset.
+    Runs in pool ``mlloop_champion_moves`` with promotion, so the two never move the alias at once.
 
     :param version: version to restore; empty means alias previous-champion. (templated)
     :param reason: why, recorded as a tag on the restored version. (templated)
@@ -256,7 +300,7 @@ class RollbackChampionOperator(_RegistryOperator):
     ui_color = "#f4d9d9"
 
     def __init__(self, *, version: int | str | None = None, reason: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**{"pool": CHAMPION_POOL, **kwargs})
         self.version = version
         self.reason = reason
 
@@ -273,6 +317,7 @@ class RollbackChampionOperator(_RegistryOperator):
             move = rollback(self.mlflow_hook.client, self.spec, version, tags=tags)
         except (RollbackRefused, ChampionChanged) as exc:
             raise AirflowFailException(f"rollback refused: {exc}") from None
+        self.link_to_model_version(model, move.champion)
         self.log.info("ROLLED BACK: %s", move.describe())
         self.set_outlet_extra(
             context, {"version": move.champion, "previous_champion": move.previous_champion, "rollback": True}

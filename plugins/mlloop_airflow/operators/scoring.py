@@ -41,6 +41,43 @@ class _PinnedModelMixin:
             ) from None
 
 
+class PlanScoringPartsOperator(UseCaseOperator):
+    """Decide how many parts the day is scored in, and list them for the mapped scoring tasks.
+
+    The number is the run's ``partitions`` Param when set (the Trigger form), else the spec's
+    ``scoring.partitions``. Returns ``[{"partition": i, "partitions": n}, ...]``: map
+    :class:`ScorePartitionOperator` over it with ``expand_kwargs``. On Celery or Kubernetes the
+    parts run on whichever workers are free; each scores its share in bounded memory.
+
+    :param partitions: requested number of parts; empty means the spec's. (templated)
+    """
+
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "partitions")
+    ui_color = "#eef5ec"
+
+    def __init__(self, *, partitions: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.partitions = partitions
+
+    def execute(self, context: Context) -> list[dict[str, int]]:
+        from mlloop.scoring import plan_parts
+
+        try:
+            parts = plan_parts(self.spec, self.partitions)
+        except ValueError as exc:
+            raise AirflowFailException(f"Cannot split the day: {exc}") from None
+        source = "this run's 'partitions' parameter" if self.partitions not in (None, "", "None") else "the spec"
+        self.log.info(
+            "Scoring %s for %s in %d part(s) (from %s, %d row(s) per chunk)",
+            self.spec.name,
+            self.resolve_day(context),
+            len(parts),
+            source,
+            self.spec.scoring.chunk_rows,
+        )
+        return parts
+
+
 class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
     """Score part ``partition`` of ``partitions`` of the day's entities with the pinned model version.
 
@@ -48,7 +85,8 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
     hash of the key, streamed in chunks of ``scoring.chunk_rows``, given their features by Feast
     (point-in-time, with the version's feature service), scored, and appended to a staging part
     file. Nothing is visible to consumers until :class:`CommitPredictionsOperator` publishes it.
-    Map this operator over ``range(partitions)`` to spread a day over workers.
+    Map this operator (``expand_kwargs``) over :class:`PlanScoringPartsOperator`'s output to spread a
+    day over workers.
 
     :param champion: the pinned version, as returned by ``ResolveChampionOperator``. (templated)
     :param partition: which part to score, ``0 <= partition < partitions``. (templated)
@@ -79,7 +117,7 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
         return FeastHook()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.registry import load_model
+        from mlloop.registry import ModelIntegrityError, load_model
         from mlloop.scoring import Lineage, ScoringError, feast_fetcher, feature_service_for, score_partition
 
         day = self.resolve_day(context)
@@ -98,7 +136,10 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
             service,
             chunk_rows,
         )
-        model = load_model(ref)
+        try:
+            model = load_model(ref, self.mlflow_client)
+        except ModelIntegrityError as exc:
+            raise AirflowFailException(f"Refusing to score with {ref.name} v{ref.version}: {exc}") from None
         try:
             result = score_partition(
                 self.storage_hook.storage,

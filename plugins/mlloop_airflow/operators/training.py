@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlloop_airflow.hooks.feature_store import FeastHook
 from mlloop_airflow.hooks.mlflow import MlflowHook
+from mlloop_airflow.links import LinkedOperatorMixin, MlflowRunLink, ModelVersionLink
 from mlloop_airflow.operators.base import UseCaseOperator
 from mlloop_airflow.operators.branching import BranchWithResultMixIn
 
@@ -65,19 +66,50 @@ class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
         ``day`` in the triggering asset events' extra, else today (UTC). (templated)
     :param reason: why training was asked for (the drift monitor says which drift). (templated)
     :param force: train even if the newest version is recent. (templated)
+    :param drift_report: the drift report named by the trigger, checked here. (templated)
+
+    Being the run's first task, it also checks the trigger input a Param schema cannot: the
+    ``drift_report`` path must lie under this deployment's storage root, in this use case's drift
+    reports. Bad input fails the run here, without retries, before any work.
     """
 
-    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "cutoff_day", "reason", "force")
+    template_fields: Sequence[str] = (
+        *UseCaseOperator.template_fields,
+        "cutoff_day",
+        "reason",
+        "force",
+        "drift_report",
+    )
     inherits_from_skipmixin = True
     ui_color = "#fdf3d8"
 
     def __init__(
-        self, *, cutoff_day: str | None = None, reason: str | None = None, force: bool | str = False, **kwargs: Any
+        self,
+        *,
+        cutoff_day: str | None = None,
+        reason: str | None = None,
+        force: bool | str = False,
+        drift_report: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**{"multiple_outputs": True, **kwargs})
         self.cutoff_day = cutoff_day
         self.reason = reason
         self.force = force
+        self.drift_report = drift_report
+
+    def check_trigger_input(self) -> None:
+        """Refuse a ``drift_report`` outside the storage root's drift reports of this use case."""
+        if not _is_set(self.drift_report):
+            return
+        storage = self.storage_hook.storage
+        path = str(self.drift_report)
+        reports = storage.path("reports", self.spec.name, "drift")
+        if not storage.contains(path) or not path.startswith(reports + "/"):
+            raise AirflowFailException(
+                f"'drift_report' must be a drift report of {self.spec.name} under {reports}/, got {path!r}. "
+                "Nothing was done; trigger again with the path the drift monitor wrote (or leave it empty)."
+            )
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
@@ -97,6 +129,7 @@ class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
         from mlloop.training import decide_training, latest_version
         from mlloop.training_set import count_labels, training_window
 
+        self.check_trigger_input()
         cutoff, source = self.resolve_cutoff(context)
         first, last = training_window(self.spec, cutoff)
         self.log.info("Cutoff day %s (from %s); counting labels of landing days %s .. %s", cutoff, source, first, last)
@@ -217,7 +250,7 @@ class ValidateTrainingSetOperator(UseCaseOperator):
         return {**report.as_dict(), "report_path": report_path}
 
 
-class TrainModelOperator(UseCaseOperator):
+class TrainModelOperator(LinkedOperatorMixin, UseCaseOperator):
     """Train the spec's estimator, evaluate it on the newest days, log it all to MLflow, register a
     version and point alias ``challenger`` at it; the outlet Asset event carries ``{"version": ...}``.
 
@@ -240,6 +273,7 @@ class TrainModelOperator(UseCaseOperator):
         "drift",
         "drift_report",
     )
+    operator_extra_links = (MlflowRunLink(), ModelVersionLink())
     ui_color = "#e6d9f4"
 
     def __init__(
@@ -313,6 +347,8 @@ class TrainModelOperator(UseCaseOperator):
             validation=self.validation if isinstance(self.validation, dict) else None,
             training_set=self.training_set_info if isinstance(self.training_set_info, dict) else None,
         )
+        self.link_to_model_version(ref.name, ref.version)
+        self.link_to_mlflow_run(self.mlflow_hook.client.get_run(ref.run_id).info.experiment_id, ref.run_id)
         self.log.info(
             "Registered %s v%s (training run %s) with alias challenger; lineage: %s",
             ref.name,

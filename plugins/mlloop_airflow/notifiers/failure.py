@@ -1,0 +1,162 @@
+"""Tell a person when an mlloop task fails: DAG, task, interval, the one-line cause, a link to the log.
+
+Every mlloop DAG sets :class:`FailureNotifier` as ``on_failure_callback`` (``dag_defaults``); it runs in
+the task's own process once the task has failed for good (retries exhausted, or a data fault that
+is not retried). It is **off** unless ``MLLOOP_ALERT_CONN_ID`` names an Airflow HTTP connection::
+
+    MLLOOP_ALERT_CONN_ID=mlloop_alerts
+    AIRFLOW_CONN_MLLOOP_ALERTS='{"conn_type": "http", "host": "https://hooks.slack.com/services/T0/B0/XYZ"}'
+    MLLOOP_ALERT_FORMAT=slack          # or "json" (default): every field plus "text"
+
+The message is POSTed as JSON to the connection's URL (its ``host``; headers and auth from the
+connection as Airflow's ``HttpHook`` applies them). Other transports (email through an SMTP
+connection, a pager API) plug in as another :class:`Transport`. A failing alert never hides the
+task's own failure: it is logged as a warning with what to check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseNotifier
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+CONN_ID_ENV = "MLLOOP_ALERT_CONN_ID"
+FORMAT_ENV = "MLLOOP_ALERT_FORMAT"
+MAX_CAUSE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class FailureAlert:
+    """What the on-call needs to start: where it failed, for which data, why, and where to read more."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    interval: str
+    cause: str
+    log_url: str
+    try_number: int | None = None
+    map_index: int | None = None
+
+    @property
+    def text(self) -> str:
+        task = self.task_id + (f"[{self.map_index}]" if self.map_index not in (None, -1) else "")
+        attempt = f", try {self.try_number}" if self.try_number else ""
+        return (
+            f"mlloop: {self.dag_id}.{task} FAILED (interval {self.interval}{attempt})\n"
+            f"Cause: {self.cause}\n"
+            f"Log: {self.log_url}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "text": self.text}
+
+    @classmethod
+    def from_context(cls, context: Context | dict[str, Any]) -> FailureAlert:
+        ti: Any = context.get("ti") or context.get("task_instance")
+        dag = context.get("dag")
+        return cls(
+            dag_id=str(getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?")),
+            task_id=str(getattr(ti, "task_id", "?")),
+            run_id=str(context.get("run_id") or getattr(ti, "run_id", "?")),
+            interval=describe_interval(context),
+            cause=one_line_cause(context.get("exception")),
+            log_url=str(getattr(ti, "log_url", "") or ""),
+            try_number=getattr(ti, "try_number", None),
+            map_index=getattr(ti, "map_index", None),
+        )
+
+
+def describe_interval(context: Context | dict[str, Any]) -> str:
+    """The data interval of the run, else its ``day`` Param, else that it had none (a manual run)."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None and start != end:
+        return f"{start.isoformat()} .. {end.isoformat()}"
+    params: Any = context.get("params") or {}
+    day = params.get("day") if hasattr(params, "get") else None
+    if day not in (None, "", "None"):
+        return f"day {day}"
+    run: Any = context.get("dag_run")
+    after = getattr(run, "run_after", None)
+    return f"no data interval (run after {after.isoformat()})" if after else "no data interval"
+
+
+def one_line_cause(error: BaseException | str | None) -> str:
+    """``ExceptionType: first line of the message``, shortened; the full text is in the log."""
+    if error is None:
+        return "unknown (no exception was recorded; see the log)"
+    if isinstance(error, BaseException):
+        message = str(error).strip()
+        first = message.splitlines()[0] if message else ""
+        text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    else:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else "unknown"
+    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
+
+
+Transport = Callable[[FailureAlert, str], None]
+"""Sends an alert through the connection with the given id."""
+
+
+def _post(conn_id: str, payload: dict[str, Any]) -> None:
+    from airflow.providers.http.hooks.http import HttpHook
+
+    HttpHook(method="POST", http_conn_id=conn_id).run(
+        endpoint=None, json=payload, headers={"Content-Type": "application/json"}, extra_options={"timeout": 10}
+    )
+
+
+def webhook_json(alert: FailureAlert, conn_id: str) -> None:
+    """Every field of the alert plus ``text`` (Slack-compatible, readable by any webhook receiver)."""
+    _post(conn_id, alert.as_dict())
+
+
+def slack(alert: FailureAlert, conn_id: str) -> None:
+    """A Slack incoming webhook: the text only."""
+    _post(conn_id, {"text": alert.text})
+
+
+TRANSPORTS: dict[str, Transport] = {"json": webhook_json, "slack": slack}
+
+
+class FailureNotifier(BaseNotifier):
+    """Send a :class:`FailureAlert` when a task fails (off unless a connection is configured).
+
+    :param conn_id: Airflow connection to send through; default ``$MLLOOP_ALERT_CONN_ID``; unset: off.
+    :param message_format: ``json`` or ``slack``; default ``$MLLOOP_ALERT_FORMAT``, else ``json``.
+    """
+
+    def __init__(self, *, conn_id: str | None = None, message_format: str | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.message_format = message_format
+
+    def notify(self, context: Context) -> None:
+        conn_id = self.conn_id or os.environ.get(CONN_ID_ENV, "").strip()
+        if not conn_id:
+            return
+        fmt = (self.message_format or os.environ.get(FORMAT_ENV, "") or "json").strip().lower()
+        alert = FailureAlert.from_context(context)
+        transport = TRANSPORTS.get(fmt)
+        if transport is None:
+            self.log.warning("mlloop alert not sent: %s=%r is not one of %s", FORMAT_ENV, fmt, sorted(TRANSPORTS))
+            return
+        try:
+            transport(alert, conn_id)
+        except Exception as exc:
+            self.log.warning(
+                "mlloop alert not sent through connection %r (%s: %s); check the connection's host URL and "
+                "that the receiver is reachable from the workers. The alert was:\n%s",
+                conn_id,
+                type(exc).__name__,
+                exc,
+                alert.text,
+            )
+            return
+        self.log.info("mlloop alert sent through connection %r: %s", conn_id, alert.text.splitlines()[0])

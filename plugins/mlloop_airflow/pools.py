@@ -1,0 +1,22 @@
+"""The Airflow pools the loop's DAGs need; a deployment creates them once (see ``ensure_pools``).
+
+``mlloop_champion_moves`` (1 slot) serializes every task that moves alias ``champion`` (promotion and
+rollback, of every use case): MLflow aliases have no compare-and-set, so "re-read the champion, then
+move it" is only safe when no other mover runs in between. One slot makes it a critical section.
+A task in a pool that does not exist is never scheduled (it waits in ``scheduled``), so a deployment
+must create the pools: ``scripts/airflow_local.py`` does it for the embedded Airflow; elsewhere run
+``airflow pools set mlloop_champion_moves 1 "<description>"`` once (e.g. in the init container).
+"""
+
+from __future__ import annotations
+
+CHAMPION_POOL = "mlloop_champion_moves"
+
+POOLS: dict[str, tuple[int, str]] = {
+    CHAMPION_POOL: (
+        1,
+        "mlloop: one alias move of 'champion' at a time (promotion, rollback); MLflow aliases have no "
+        "compare-and-set. Keep at 1 slot.",
+    ),
+}
+"""name -> (slots, description)."""

@@ -1,0 +1,135 @@
+"""Seeded trials of degraded challengers against a real champion: the champion never moves to a worse
+version.
+
+Everything is real: feature partitions, the Feast point-in-time training set, the project's training
+code (:func:`~mlloop.training.fit_and_evaluate`, :func:`~mlloop.training.log_and_register`), the
+re-scoring of both versions on the same fresh window (:func:`~mlloop.evaluation.evaluate_for_promotion`)
+and the alias moves (:mod:`mlloop.champion`), wired as the promotion DAG wires them. The challengers are
+degraded three ways, each with several seeds:
+
+* **shuffled labels**: the training labels permuted (no signal left);
+* **dropped key feature**: income and the ratios derived from it missing from the training set;
+* **drifted window**: trained on the same days under the generator's income shock, then judged on
+  the calm present.
+
+"Worse" is what the gate measures: a lower primary metric than the champion's on the same fresh rows,
+by more than ``promotion.max_regression`` (the tolerance the spec grants a fresher model). A sound
+challenger trained on more data is the control: the gate must still promote good models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loop_fixtures import write_clean_features
+from mlloop.champion import current_champion, promote, reject
+from mlloop.evaluation import evaluate_for_promotion
+from mlloop.features import build_features
+from mlloop.landing import date_range, generate
+from mlloop.registry import get_version, mlflow_client
+from mlloop.training import Lineage, fit_and_evaluate, log_and_register
+from mlloop.training_set import build_training_set
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+DAYS = date_range(dt.date(2026, 3, 1), dt.date(2026, 3, 18))
+CUTOFF = DAYS[11]
+SEEDS = (0, 1)
+KEY_FEATURES = ("annual_income", "debt_to_income", "loan_to_income")
+
+
+def shuffled_labels(frame: pd.DataFrame, spec: Any, seed: int) -> pd.DataFrame:
+    out = frame.copy()
+    out[spec.labels.column] = np.random.default_rng(seed).permutation(out[spec.labels.column].to_numpy())
+    return out
+
+
+def dropped_key_feature(frame: pd.DataFrame, spec: Any, seed: int) -> pd.DataFrame:
+    out = frame.sample(frac=0.9, random_state=seed).sort_values(spec.raw.timestamp_column, kind="stable")
+    return out.assign(**dict.fromkeys(KEY_FEATURES, np.nan)).reset_index(drop=True)
+
+
+def drifted_window(drifted: pd.DataFrame, spec: Any, seed: int) -> pd.DataFrame:
+    out = drifted.sample(frac=0.9, random_state=seed).sort_values(spec.raw.timestamp_column, kind="stable")
+    return out.reset_index(drop=True)
+
+
+def shocked_training_set(spec: Any, like: pd.DataFrame) -> pd.DataFrame:
+    """The training window's days as they would have been under the income shock (generator drift)."""
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    features, labels = [], []
+    for day in DAYS[: DAYS.index(CUTOFF) + 1]:
+        batch = generate(spec, day, bad_row_share=0.0, income_shock_from=DAYS[0])
+        features.append(build_features(batch.observations, spec))
+        labels.append(batch.labels)
+    feats, labs = pd.concat(features), pd.concat(labels)
+    for frame in (feats, labs):
+        frame[key] = frame[key].astype("int64")
+        frame[ts] = pd.to_datetime(frame[ts], utc=True)
+    return labs.merge(feats, on=[key, ts])[list(like.columns)]
+
+
+def test_degraded_challengers_never_replace_the_champion(storage, spec, feast_registry) -> None:  # type: ignore[no-untyped-def]
+    from mlloop.feature_store import open_store
+
+    write_clean_features(storage, spec, DAYS)
+    store, client = open_store(), mlflow_client()
+    model = spec.registered_model_name
+    tolerance = spec.promotion.max_regression
+
+    def register(frame: pd.DataFrame, why: str, cutoff: dt.date = CUTOFF) -> Any:
+        trained = fit_and_evaluate(spec, frame)
+        return log_and_register(client, spec, trained, frame, lineage=Lineage(cutoff_day=cutoff, trigger_reason=why))
+
+    def gate(challenger: Any) -> tuple[Any, str | None]:
+        """What the promotion DAG does: re-score both, decide, then promote (compare-and-set) or reject."""
+        before = current_champion(client, model)
+        champion = get_version(client, model, before) if before else None
+        evaluation = evaluate_for_promotion(storage, store, spec, challenger, champion)
+        if evaluation.decision.passed:
+            promote(client, spec, challenger.version, expected_champion=before)
+        else:
+            reject(client, spec, challenger.version, evaluation.decision.reasons)
+        return evaluation, before
+
+    training_set = build_training_set(storage, store, spec, CUTOFF).frame
+    first, _ = gate(register(training_set, "the first model"))
+    assert first.decision.passed and current_champion(client, model) == "1"
+
+    drifted = shocked_training_set(spec, training_set)
+    trials = [
+        (kind, seed, degrade)
+        for kind, degrade in (
+            ("shuffled labels", lambda seed: shuffled_labels(training_set, spec, seed)),
+            ("dropped key feature", lambda seed: dropped_key_feature(training_set, spec, seed)),
+            ("drifted window", lambda seed: drifted_window(drifted, spec, seed)),
+        )
+        for seed in SEEDS
+    ]
+    outcomes = []
+    for kind, seed, degrade in trials:
+        challenger = register(degrade(seed), f"test: {kind}, seed {seed}")
+        evaluation, before = gate(challenger)
+        after = current_champion(client, model)
+        mine, theirs = evaluation.cards[challenger.version].primary, evaluation.cards[before].primary
+        outcomes.append((kind, seed, round(mine, 4), round(theirs, 4), evaluation.decision.passed, after))
+        # The invariant: the champion only ever moves to a version at least as good, within the tolerance.
+        if after != before:
+            assert mine >= theirs - tolerance, outcomes[-1]
+        if mine < theirs - tolerance:  # measurably worse on the same fresh rows
+            assert not evaluation.decision.passed and after == before, outcomes[-1]
+    # Every degradation was caught on every seed: none was promoted.
+    assert current_champion(client, model) == "1", outcomes
+    assert all(not passed for *_, passed, _ in outcomes), outcomes
+    tags = {str(mv.version): mv.tags for mv in client.search_model_versions(f"name = '{model}'")}
+    assert [tags[str(v)]["promotion.decision"] for v in range(2, 2 + len(trials))] == ["rejected"] * len(trials)
+
+    # The control: a sound model on more recent data still passes the gate.
+    control, before = gate(register(build_training_set(storage, store, spec, DAYS[14]).frame, "control", DAYS[14]))
+    assert control.decision.passed, control.table(spec)
+    assert current_champion(client, model) == control.decision.challenger_version != before

@@ -1,0 +1,106 @@
+"""The reports app serves files of the reports area over HTTP, to logged-in readers, and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlloop.storage import Storage, local_storage
+from mlloop_airflow import reports_app
+from mlloop_airflow.reports_app import LazyApp, ReportPathError, create_app, resolve_report
+
+REPORT = "credit_risk/drift/date=2026-11-25/report.html"
+
+
+@pytest.fixture
+def storage(tmp_path: Any) -> Storage:
+    root = local_storage(str(tmp_path / "storage"))
+    root.write_bytes(b"<html>drift report</html>", root.path("reports", REPORT))
+    root.write_bytes(b'{"drift": true}', root.path("reports", "credit_risk/drift/date=2026-11-25/report.json"))
+    root.write_bytes(b"secret", root.path("landing", "credit_risk/observations/date=2026-11-25/batch.parquet"))
+    root.write_bytes(b"outside", str(tmp_path / "outside.html"))
+    return root
+
+
+@pytest.fixture
+def client(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
+
+    app = create_app(lambda: storage)
+    app.dependency_overrides[get_user] = lambda: "someone"
+    monkeypatch.setattr(reports_app, "may_read_reports", lambda request, user: None)
+    return TestClient(app)
+
+
+def test_a_report_is_streamed_with_its_media_type(client: Any) -> None:
+    html = client.get(f"/reports/{REPORT}")
+    assert html.status_code == 200
+    assert html.text == "<html>drift report</html>"
+    assert html.headers["content-type"].startswith("text/html")
+    summary = client.get("/reports/credit_risk/drift/date=2026-11-25/report.json")
+    assert summary.json() == {"drift": True}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../landing/credit_risk/observations/date=2026-11-25/batch.parquet",
+        "credit_risk/../../outside.html",
+        "credit_risk/drift/../../../outside.html",
+        "%2e%2e/landing/credit_risk/observations/date=2026-11-25/batch.parquet",
+        "credit_risk/drift/date=2026-11-24/report.html",
+        "credit_risk/drift",
+    ],
+)
+def test_anything_but_a_file_of_the_reports_area_is_refused(client: Any, path: str) -> None:
+    response = client.get(f"/reports/{path}")
+    assert response.status_code == 404, response.text
+    assert "secret" not in response.text and response.text != "outside"
+
+
+@pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../../x", "", ".", "a\\..\\b"])
+def test_resolve_refuses_paths_leaving_the_area(storage: Storage, path: str) -> None:
+    with pytest.raises(ReportPathError):
+        resolve_report(storage, path)
+
+
+def test_resolve_maps_into_the_reports_area(storage: Storage) -> None:
+    assert resolve_report(storage, REPORT) == storage.path("reports", REPORT)
+
+
+def test_a_reader_must_be_logged_in(storage: Storage) -> None:
+    from fastapi.testclient import TestClient
+
+    response = TestClient(create_app(lambda: storage)).get(f"/reports/{REPORT}")
+    assert response.status_code == 401
+
+
+def test_a_reader_without_access_to_the_use_case_is_refused(storage: Storage) -> None:
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
+
+    class Denying:
+        def is_authorized_dag(self, **kwargs: Any) -> bool:
+            assert kwargs["details"].id == "credit_risk__drift_monitoring"
+            return False
+
+    app = create_app(lambda: storage)
+    app.dependency_overrides[get_user] = lambda: "someone"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("airflow.api_fastapi.app.get_auth_manager", lambda: Denying())
+        response = TestClient(app).get(f"/reports/{REPORT}")
+    assert response.status_code == 403
+    assert "credit_risk__drift_monitoring" in response.text
+
+
+def test_the_plugin_mounts_the_app_lazily() -> None:
+    import sys
+
+    import mlloop_plugin
+
+    (app,) = mlloop_plugin.MlloopPlugin.fastapi_apps
+    assert app["url_prefix"] == "/mlloop"
+    assert isinstance(app["app"], LazyApp) and app["app"]._app is None
+    assert "mlloop_plugin" in sys.modules
