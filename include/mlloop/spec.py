@@ -139,7 +139,16 @@ class PromotionSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    chunk_rows: int = Field(default=50_000, ge=100)
+    chunk_rows: int = Field(default=50_000, ge=100, description="rows scored and written at a time")
+    fetch_rows: int = Field(
+        default=500_000,
+        ge=100,
+        description=(
+            "entity rows per Feast point-in-time query. Each query re-reads the feature view's TTL "
+            "window, so one query per 50k-row chunk made scoring quadratic in the day's size; memory "
+            "holds one query's features"
+        ),
+    )
     partitions: int = Field(default=1, ge=1, le=64)
 
 
