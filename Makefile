@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install demo up down status test test-fast test-services lint format feast-apply mlflow-ui bench clean \
+.PHONY: help install demo up down status test test-fast test-services lint format feast-apply mlflow-ui bench bench-smoke clean \
 	scaled-demo scaled-up scaled-down compose-check
 
 help:  ## list the targets
@@ -80,8 +80,12 @@ mlflow-ui: install  ## browse runs, models and aliases of the local MLflow store
 	$(PY) -c 'from mlloop.settings import get_settings; print(get_settings().mlflow_tracking_uri)' | \
 		xargs -I{} $(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri {}
 
-bench: install  ## benchmarks against their raw limits (bench/README.md)
-	$(PY) -m bench
+BENCH_SIZE ?= default
+bench: install  ## benchmarks vs their raw limits: make bench [BENCH_SIZE=smoke|default|full] (bench/README.md)
+	$(PY) -m bench --size $(BENCH_SIZE)
+
+bench-smoke: install  ## the benchmarks at toy sizes, so they cannot rot (part of .ci/run; no targets checked)
+	$(PY) -m bench --size smoke --out $(CURDIR)/test-artifacts/bench
 
 clean: down scaled-down  ## remove the local state (.mlloop, .mlloop-scaled) and caches
 	rm -rf .mlloop .mlloop-scaled .pytest_cache .mypy_cache .ruff_cache

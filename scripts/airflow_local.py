@@ -221,7 +221,16 @@ class AirflowClient:
         "Database error" when the lock outlasts the busy timeout): busy schedulers do that."""
         unauthorized = 0
         for attempt in range(LOCKED_DB_ATTEMPTS):
-            resp = self.session.request(method, f"{self.url}/api/v2{path}", headers=self._auth(), timeout=60, **kwargs)
+            try:
+                resp = self.session.request(
+                    method, f"{self.url}/api/v2{path}", headers=self._auth(), timeout=60, **kwargs
+                )
+            except requests.Timeout as exc:
+                # The API server waited on SQLite's lock for longer than the timeout: as transient as a
+                # 503, and the caller of a POST finds out with its retry (409) whether it was applied.
+                if method in ("GET", "PATCH") and attempt < LOCKED_DB_ATTEMPTS - 1:
+                    continue
+                raise AirflowError(f"{method} {path} -> timed out: {exc}") from exc
             if resp.status_code == 401 and unauthorized == 0:
                 self._token = None
                 unauthorized += 1
@@ -304,7 +313,11 @@ class AirflowClient:
                     mine = [b for b in backfills if b["from_date"][:10] == start.isoformat() and not b["completed_at"]]
                     if mine:
                         return mine[-1]  # type: ignore[no-any-return]
-                transient = "-> 503" in message or ("-> 500" in message and "Database error" in message)
+                transient = (
+                    "-> 503" in message
+                    or "-> timed out" in message
+                    or ("-> 500" in message and "Database error" in message)
+                )
                 if not transient or time.monotonic() > deadline:
                     raise
                 attempt += 1

@@ -1,0 +1,136 @@
+"""B2: the batch scoring path (features in -> predictions out, as the DAG's task runs it) vs the same
+model's in-memory predict on the same rows; B3: the scoring step's peak memory at N and 4N rows.
+
+Setup (its own interpreter): one day of N entities in the offline store, the Feast registry, and a
+model of the spec's pipeline registered as champion. Measurement (a fresh interpreter with the
+libraries a task process gets preloaded): load the champion, then ``score_partition`` +
+``commit_predictions`` through Feast exactly as the tasks call them, timed, with the process's peak
+RSS above the post-load baseline; then, on the same rows already in memory, ``predict_proba`` alone.
+"""
+
+from __future__ import annotations
+
+from bench.common import Result, run_python, scratch_home
+
+SETUP = """
+import json
+import mlflow, mlflow.sklearn, numpy as np
+from bench.data import START, feature_frame, write_feature_days
+from mlloop.feature_store import apply_registry
+from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client, record_model_checksum
+from mlloop.settings import get_settings
+from mlloop.spec import get_spec
+from mlloop.storage import Storage
+from mlloop.training import build_pipeline, pip_requirements, skops_trusted_types
+
+rows = {rows}
+spec = get_spec("credit_risk")
+storage = Storage.from_url(get_settings().storage_root)
+write_feature_days(storage, spec, rows, 1)
+apply_registry()
+rng = np.random.default_rng(3)
+train = feature_frame(spec, np.arange(20_000), START, rng)
+y = (rng.random(len(train)) < 1 / (1 + np.exp(-(train["debt_to_income"] * 4 - 3)))).astype(int)
+model = build_pipeline(spec).fit(train[spec.model.features], y)
+client = mlflow_client()
+mlflow.set_experiment(experiment_id=ensure_experiment(client, spec))
+with mlflow.start_run():
+    info = mlflow.sklearn.log_model(model, name="model", pip_requirements=pip_requirements(),
+                                    skops_trusted_types=skops_trusted_types(model),
+                                    registered_model_name=spec.registered_model_name)
+record_model_checksum(client, spec.registered_model_name, str(info.registered_model_version))
+client.set_registered_model_alias(spec.registered_model_name, CHAMPION, info.registered_model_version)
+print(json.dumps({{"version": info.registered_model_version}}))
+"""
+
+MEASURE = """
+import json, resource, time
+from mlloop_airflow.preload import DEFAULT_MODULES  # what a task process gets preloaded
+import importlib
+for name in DEFAULT_MODULES.split(','):
+    importlib.import_module(name)
+from bench.data import START
+from mlloop.compute import compute_threads
+from mlloop.feature_store import open_store
+from mlloop.ingestion import features_path
+from mlloop.registry import CHAMPION, get_alias, load_model, mlflow_client, predict_scores
+from mlloop.scoring import Lineage, commit_predictions, feast_fetcher, feature_service_for, score_partition
+from mlloop.settings import get_settings
+from mlloop.spec import get_spec
+from mlloop.storage import Storage
+
+spec = get_spec("credit_risk")
+storage = Storage.from_url(get_settings().storage_root)
+ref = get_alias(mlflow_client(), spec.registered_model_name, CHAMPION)
+model = load_model(ref)
+store = open_store()
+fetch = feast_fetcher(store, feature_service_for(ref, spec))
+lineage = Lineage.of(ref, "bench")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+part = score_partition(storage, spec, START, model=model, fetch_features=fetch, lineage=lineage)
+commit_predictions(storage, spec, START, [part], lineage=lineage)
+t_path = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+rows = storage.read_frame(features_path(storage, spec, START))[spec.model.features]
+t0 = time.perf_counter()
+with compute_threads():  # the same thread cap the scoring path uses
+    predict_scores(model, rows, spec.model.task)
+t_predict = time.perf_counter() - t0
+print(json.dumps({{"path": t_path, "predict": t_predict, "rows": len(rows),
+                  "rss_growth_mb": (peak - base) / 1024, "rows_out": part.rows_out}}))
+"""
+
+
+def _measure(rows: int) -> dict[str, float]:
+    with scratch_home("scoring") as home:
+        env = {"MLLOOP_HOME": str(home)}
+        run_python(SETUP.format(rows=rows), env=env)
+        return run_python(MEASURE.format(), env=env)
+
+
+def run(size: str, rows: list[int]) -> list[Result]:
+    out = {n: _measure(n) for n in rows}
+    results = []
+    for n, o in out.items():
+        ours, limit = n / o["path"], n / o["predict"]
+        results.append(
+            Result(
+                "B2",
+                f"scoring path, {n:,} rows (rows/s)",
+                size,
+                ours,
+                limit,
+                "rows/s",
+                ours / limit,
+                ">= 0.7x",
+                ours / limit >= 0.7,
+                notes=(
+                    f"path {o['path']:.2f} s vs predict {o['predict']:.2f} s; "
+                    f"peak RSS growth {o['rss_growth_mb']:.0f} MB"
+                ),
+                extra=o,
+            )
+        )
+    small, large = out[min(rows)], out[max(rows)]
+    ratio = large["rss_growth_mb"] / max(small["rss_growth_mb"], 1.0)
+    total_ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
+    results.append(
+        Result(
+            "B3",
+            f"scoring peak memory {max(rows):,} vs {min(rows):,} rows (process peak RSS)",
+            size,
+            large["peak_rss_mb"],
+            small["peak_rss_mb"],
+            "MB",
+            total_ratio,
+            "<= 1.2",
+            total_ratio <= 1.2,
+            notes=(
+                f"growth above the loaded-model baseline: {large['rss_growth_mb']:.0f} MB vs "
+                f"{small['rss_growth_mb']:.0f} MB ({ratio:.2f}x)"
+            ),
+        )
+    )
+    return results

@@ -1,0 +1,570 @@
+"""B8: the whole embedded loop through Airflow vs the same core functions in one plain process.
+
+Both sides run the demo's loop (``scripts/demo.py``) for the same use case, days and data sizes,
+each on its own scratch MLLOOP_HOME, in the same benchmark run:
+
+* **ours**: the real thing. ``airflow standalone`` on a free port, driven by the demo's ``Loop``
+  through the scheduler and the REST API (backfills, Asset-triggered training and promotion, the
+  drift-triggered retrain). Measured: ``Loop.run_phases`` (phase 1 ingestion .. the retrain's
+  promotion), i.e. without landing the first batches, ``feast apply`` and Airflow's boot, which
+  are reported separately. Every task instance of the loop's DAG runs is read back from the REST
+  API for the per-task overhead.
+* **limit**: the same sequence of ``mlloop`` core calls the operators make, in one fresh Python
+  interpreter with no Airflow: phase 1 ingests each day (validate, features, materialize) and
+  makes the training decision a features event would (training + gated promotion when it says
+  so), scores the last 3 days, checks drift; phase 2 lands the drift scenario's days, ingests
+  and scores them, and the drift check's retrain goes through training and the gate. Timed from
+  phase 1's ingestion to the end (imports of the core included), like ``run_phases``.
+
+A checker reads both homes afterwards (MLflow registry, drift reports, prediction partitions), so
+the table compares two runs that reached the same outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, Result, run_python, scratch_home
+
+sys.path.insert(0, str(ROOT / "scripts"))
+
+USE_CASE = "credit_risk"
+RAN_STATES = ("success", "failed")
+HEALTH_CHECK_SECONDS = 30.0
+UNHEALTHY_CHECKS = 3  # consecutive "unhealthy" scheduler checks, HEALTH_CHECK_SECONDS apart, end the run
+SENSOR_POKE_SECONDS = "30"  # as scripts/demo.py runs it (a shorter poke is unsafe on Airflow 3.3)
+
+PLAIN = r"""
+import dataclasses, datetime as dt, json, time
+
+from mlloop.feature_store import apply_registry
+from mlloop.landing import land_days
+from mlloop.settings import get_settings
+from mlloop.spec import get_spec
+from mlloop.storage import Storage
+
+settings = get_settings()
+settings.prepare_local_paths()
+spec = get_spec(PARAMS["use_case"])
+storage = Storage.from_url(settings.storage_root)
+phase1 = [dt.date.fromisoformat(d) for d in PARAMS["phase1"]]
+phase2 = [dt.date.fromisoformat(d) for d in PARAMS["phase2"]]
+
+# Setup, untimed (the demo does it before Airflow starts): land phase 1, deploy the Feast registry.
+land_days(storage, spec, phase1)
+apply_registry()
+
+started = time.perf_counter()
+from mlloop.champion import current_champion, promote, record_gate, reject
+from mlloop.drift import TriggerMarker, read_marker, retrain_conf, retrain_gate, write_marker
+from mlloop.drift_report import build_drift_report
+from mlloop.evaluation import evaluate_for_promotion
+from mlloop.feature_store import materialize_interval, open_store
+from mlloop.ingestion import day_bounds, features_path, landing_path, validate_landed_batch, write_feature_partition
+from mlloop.registry import CHAMPION, get_alias, get_version, load_model, mlflow_client
+from mlloop.scoring import (
+    Lineage as ScoringLineage, commit_predictions, feast_fetcher, feature_service_for, plan_parts,
+    predictions_path, score_partition,
+)
+from mlloop.training import Lineage, decide_training, fit_and_evaluate, git_commit, latest_version, log_and_register
+from mlloop.training_set import build_training_set, count_labels, fingerprint, training_window, validate_training_set
+
+store = open_store()
+client = mlflow_client()
+model_name = spec.registered_model_name
+imports_seconds = time.perf_counter() - started
+seconds = {}
+counts = {"ingested": 0, "training_decisions": 0, "trained": 0, "promoted": 0, "rejected": 0, "scored_days": 0,
+          "drift_checks": 0, "drift_triggers": 0}
+verdicts = {}
+run_no = [0]
+
+
+def run_id(kind):
+    run_no[0] += 1
+    return f"plain__{kind}__{run_no[0]}"
+
+
+def timed(kind):
+    def wrap(fn):
+        def inner(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[kind] = seconds.get(kind, 0.0) + time.perf_counter() - t0
+        return inner
+    return wrap
+
+
+@timed("ingestion")
+def ingest(day):
+    # feature_ingestion: wait_for_raw_batch, validate_observations, validate_labels, build_features,
+    # materialize_online
+    assert storage.exists(landing_path(storage, spec, "observations", day)), day
+    validate_landed_batch(storage, spec, "observations", day)
+    if storage.exists(landing_path(storage, spec, "labels", day)):
+        validate_landed_batch(storage, spec, "labels", day)
+    write_feature_partition(storage, spec, day)
+    storage.check_available()
+    start, end = day_bounds(day)
+    materialize_interval(store, [spec.features.feature_view], start, end)
+    counts["ingested"] += 1
+
+
+@timed("training")
+def training(cutoff, reason=None, drift=None, drift_report=None):
+    # training: decide_training, build_training_set, validate_training_set, train_and_register
+    counts["training_decisions"] += 1
+    first, last = training_window(spec, cutoff)
+    labels = count_labels(storage, spec, first, last)
+    newest, newest_cutoff = latest_version(client, spec)
+    champion = get_alias(client, model_name, CHAMPION)
+    decision = decide_training(
+        spec, cutoff_day=cutoff, labelled_rows=labels.with_features, reason=reason, force=False,
+        latest_version=newest, latest_cutoff=newest_cutoff, has_champion=champion is not None,
+    )
+    if not decision.train:
+        return None
+    training_set = build_training_set(storage, store, spec, cutoff)
+    path = storage.write_frame(
+        training_set.frame, storage.partition("staging", spec.name, "training_set", cutoff, "data.parquet")
+    )
+    fingerprint(training_set.frame, spec)
+    frame = storage.read_frame(path)
+    report = validate_training_set(frame, spec, source=path)
+    report_path = path.rsplit("/", 1)[0] + "/validation.json"
+    storage.write_bytes(json.dumps(report.as_dict(), indent=2, default=str).encode(), report_path)
+    frame = storage.read_frame(path)
+    trained = fit_and_evaluate(spec, frame)
+    extra = {f"drift.{k}": str(v) for k, v in (drift or {}).items()}
+    if drift_report:
+        extra["drift_report"] = drift_report
+    lineage = Lineage(
+        cutoff_day=cutoff, trigger_reason=decision.reason or "unspecified", dag_id="plain__training",
+        dag_run_id=run_id("training"), git_commit=git_commit(), extra=extra,
+    )
+    ref = log_and_register(
+        client, spec, trained, frame, lineage=lineage,
+        validation={**report.as_dict(), "report_path": report_path},
+        training_set=dataclasses.asdict(training_set.stats),
+    )
+    client.get_run(ref.run_id)
+    counts["trained"] += 1
+    return ref.version
+
+
+@timed("promotion")
+def promotion(version):
+    # promotion: evaluate_challenger, then promote_challenger or reject_challenger
+    champion = get_alias(client, model_name, CHAMPION)
+    if champion is not None and champion.version == version:
+        return "already champion"
+    rid = run_id("promotion")
+    tags = {"gate.dag_id": "plain__promotion", "gate.dag_run_id": rid}
+    evaluation = evaluate_for_promotion(storage, store, spec, get_version(client, model_name, version), champion)
+    evaluation.table(spec)
+    record_gate(client, model_name, version, {
+        **evaluation.decision.tags(), "gate.window": evaluation.window.describe(),
+        "gate.evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **tags,
+    })
+    run_tags = {"promotion.dag_id": "plain__promotion", "promotion.dag_run_id": rid}
+    if evaluation.decision.passed:
+        expected = champion.version if champion else None
+        assert current_champion(client, model_name) in (expected, version)
+        promote(client, spec, version, expected_champion=expected, tags=run_tags)
+        counts["promoted"] += 1
+        return "promoted"
+    reject(client, spec, version, evaluation.decision.reasons, tags=run_tags)
+    counts["rejected"] += 1
+    return "rejected"
+
+
+def features_event(day):
+    # Every ingested day updates the features Asset, which starts a training run (cutoff = the day);
+    # a new challenger starts a promotion run.
+    version = training(day)
+    if version is not None:
+        promotion(version)
+
+
+@timed("scoring")
+def score(day):
+    # batch_scoring: wait_for_features, resolve_champion, plan_parts, score_partition (mapped), commit_predictions
+    assert storage.exists(features_path(storage, spec, day)), day
+    champion = get_alias(client, model_name, CHAMPION)
+    assert champion is not None, "no champion to score with"
+    feature_service_for(champion, spec)
+    rid = run_id("scoring")
+    parts = []
+    for kwargs in plan_parts(spec, None):
+        ref = get_version(client, champion.name, champion.version)
+        model = load_model(ref, client)
+        parts.append(score_partition(
+            storage, spec, day, model=model, fetch_features=feast_fetcher(store, feature_service_for(ref, spec)),
+            lineage=ScoringLineage.of(ref, rid), chunk_rows=spec.scoring.chunk_rows, **kwargs,
+        ))
+    lineage = ScoringLineage(model_name=champion.name, model_version=str(champion.version), airflow_run_id=rid)
+    commit_predictions(storage, spec, day, parts, lineage=lineage)
+    counts["scored_days"] += 1
+
+
+def drift_check(day):
+    # drift_monitoring: wait_for_predictions, resolve_champion, compute_drift, decide_retrain,
+    # trigger_training, record_trigger; then the triggered training run and its promotion.
+    t0 = time.perf_counter()
+    assert storage.exists(predictions_path(storage, spec, day)), day
+    champion = get_alias(client, model_name, CHAMPION)
+    ref = get_version(client, champion.name, champion.version)
+    rid = run_id("drift")
+    report = build_drift_report(storage, spec, day, client=client, champion=ref, airflow_run_id=rid)
+    if report.mlflow_run_id:
+        client.get_run(report.mlflow_run_id)
+    verdict = report.summary["verdict"]
+    marker = read_marker(storage, spec) if verdict["drift"] else None
+    now = dt.datetime.now(dt.UTC)
+    gate = retrain_gate(
+        verdict["drift"], active_training_runs=0, last_trigger_at=marker.triggered_at if marker else None,
+        now=now, cooldown_hours=spec.drift.cooldown_hours,
+    )
+    counts["drift_checks"] += 1
+    verdicts[day.isoformat()] = {"drift": bool(verdict["drift"]), "trigger": gate.trigger}
+    conf = retrain_conf(verdict, day, report.summary["report_html"]) if gate.trigger else None
+    seconds["drift"] = seconds.get("drift", 0.0) + time.perf_counter() - t0
+    if conf is None:
+        return
+    counts["drift_triggers"] += 1
+    write_marker(storage, spec, TriggerMarker(
+        triggered_at=now, day=day.isoformat(), training_dag_id="plain__training", training_run_id=run_id("training"),
+        drift_run_id=rid, reason=conf["reason"], report=conf["drift_report"],
+    ))
+    version = training(
+        dt.date.fromisoformat(conf["cutoff_day"]), reason=conf["reason"], drift=conf["drift"],
+        drift_report=conf["drift_report"],
+    )
+    assert version is not None, "the drift-triggered training did not train"
+    promotion(version)
+
+
+marks = {}
+# Phase 1: ingest (each day's features event may train and promote), score the last 3 days, drift check.
+for day in phase1:
+    ingest(day)
+    features_event(day)
+marks["phase1_ingested"] = time.perf_counter() - started
+for day in phase1[-3:]:
+    score(day)
+drift_check(phase1[-1])
+marks["phase1_done"] = time.perf_counter() - started
+# Phase 2: the drift scenario's days land; ingest and score them; the drift check retrains.
+t0 = time.perf_counter()
+land_days(storage, spec, phase2, **{spec.generator.drift_param: phase2[0]})
+seconds["landing"] = time.perf_counter() - t0
+for day in phase2:
+    ingest(day)
+    features_event(day)
+for day in phase2:
+    score(day)
+drift_check(phase2[-1])
+wall = time.perf_counter() - started
+print(json.dumps({"seconds": wall, "imports_seconds": imports_seconds, "step_seconds": seconds, "marks": marks,
+                  "counts": counts, "verdicts": verdicts}))
+"""
+
+OUTCOME = r"""
+import json
+from mlloop import registry
+from mlloop.settings import get_settings
+from mlloop.spec import get_spec
+from mlloop.storage import Storage
+
+spec = get_spec(PARAMS["use_case"])
+storage = Storage.from_url(get_settings().storage_root)
+client = registry.mlflow_client()
+model = spec.registered_model_name
+aliases = registry.aliases(client, model)
+versions = []
+for v in sorted(client.search_model_versions(f"name='{model}'"), key=lambda v: int(v.version)):
+    tags = client.get_run(v.run_id).data.tags
+    versions.append({"version": v.version, "decision": v.tags.get("promotion.decision"),
+                     "cutoff": tags.get("mlloop.cutoff_day"), "reason": tags.get("mlloop.trigger_reason", "")})
+drift = {}
+for day in PARAMS["drift_days"]:
+    path = storage.path("reports", spec.name, "drift", f"date={day}", "report.json")
+    drift[day] = json.loads(storage.read_bytes(path)).get("drift") if storage.exists(path) else None
+rows = {}
+for day in PARAMS["scored_days"]:
+    path = storage.path("predictions", spec.name, f"date={day}", "data.parquet")
+    rows[day] = storage.row_count(path) if storage.exists(path) else 0
+print(json.dumps({"aliases": aliases, "versions": versions, "drift": drift, "rows_scored": rows}))
+"""
+
+
+def _script(body: str, params: dict[str, Any]) -> str:
+    return f"PARAMS = {params!r}\n{body}"
+
+
+def _days(today: dt.date, phase1: int, phase2: int) -> tuple[list[dt.date], list[dt.date]]:
+    days = [today - dt.timedelta(days=n) for n in range(phase1 + phase2, 0, -1)]
+    return days[:phase1], days[phase1:]
+
+
+def _outcome(home: Path, phase1: list[dt.date], phase2: list[dt.date]) -> dict[str, Any]:
+    params = {
+        "use_case": USE_CASE,
+        "drift_days": [phase1[-1].isoformat(), phase2[-1].isoformat()],
+        "scored_days": [d.isoformat() for d in phase1[-3:] + phase2],
+    }
+    out = run_python(_script(OUTCOME, params), env={"MLLOOP_HOME": str(home)}, timeout=600)
+    out.pop("peak_rss_mb", None)
+    return out
+
+
+def check_outcome(out: dict[str, Any], phase1: list[dt.date], phase2: list[dt.date]) -> list[str]:
+    """What the demo's loop must have reached; returns the problems (empty: all good)."""
+    problems = []
+    versions = out["versions"]
+    if "champion" not in out["aliases"]:
+        problems.append("no champion")
+    if len(versions) < 2:
+        problems.append(f"{len(versions)} model version(s), expected the first one and the drift retrain")
+    if not any(v["reason"].startswith("drift") for v in versions):
+        problems.append("no drift-triggered retrain")
+    if out["drift"].get(phase1[-1].isoformat()) is not False:
+        problems.append(f"drift check {phase1[-1]}: {out['drift'].get(phase1[-1].isoformat())}, expected no drift")
+    if out["drift"].get(phase2[-1].isoformat()) is not True:
+        problems.append(f"drift check {phase2[-1]}: {out['drift'].get(phase2[-1].isoformat())}, expected drift")
+    unscored = [day for day, rows in out["rows_scored"].items() if not rows]
+    if unscored:
+        problems.append(f"days not scored: {unscored}")
+    return problems
+
+
+def run_plain(today: dt.date, phase1_days: int, phase2_days: int) -> dict[str, Any]:
+    phase1, phase2 = _days(today, phase1_days, phase2_days)
+    params = {
+        "use_case": USE_CASE,
+        "phase1": [d.isoformat() for d in phase1],
+        "phase2": [d.isoformat() for d in phase2],
+    }
+    with scratch_home("loop-plain") as home:
+        out = run_python(_script(PLAIN, params), env={"MLLOOP_HOME": str(home)}, timeout=3600)
+        out["outcome"] = _outcome(home, phase1, phase2)
+    return out
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
+
+
+def task_instance_stats(api: Any, dag_ids: list[str]) -> dict[str, Any]:
+    """Every task instance of the loop's DAG runs, from the REST API: counts and summed durations."""
+    runs_per_dag: dict[str, int] = {}
+    tis: list[dict[str, Any]] = []
+    for dag_id in dag_ids:
+        runs = api.runs(dag_id)
+        runs_per_dag[dag_id] = len(runs)
+        for run in runs:
+            tis.extend(api.task_instances(dag_id, run["dag_run_id"]))
+    states = Counter(str(ti.get("state")) for ti in tis)
+    # Skipped task instances (a branch not taken) get start and end dates too, but never ran.
+    ran = [ti for ti in tis if ti.get("state") in RAN_STATES and ti.get("start_date") and ti.get("end_date")]
+
+    def is_sensor(ti: dict[str, Any]) -> bool:
+        operator = str(ti.get("operator_name") or ti.get("operator") or "")
+        return "Sensor" in operator or str(ti["task_id"]).startswith("wait_for_")
+
+    def duration(ti: dict[str, Any]) -> float:
+        value = ti.get("duration")
+        if value is None:
+            value = _seconds_between(ti.get("start_date"), ti.get("end_date"))
+        return float(value or 0.0)
+
+    sensors = [ti for ti in ran if is_sensor(ti)]
+    work = [ti for ti in ran if not is_sensor(ti)]
+    queued = (_seconds_between(ti.get("queued_when") or ti.get("scheduled_when"), ti.get("start_date")) for ti in ran)
+    waits = [s for s in queued if s is not None and s >= 0]
+    by_task: dict[str, list[float]] = {}
+    for ti in work:
+        by_task.setdefault(str(ti["task_id"]), []).append(duration(ti))
+    starts = sorted(str(ti["start_date"]) for ti in ran)
+    ends = sorted(str(ti["end_date"]) for ti in ran)
+    return {
+        "dag_runs": runs_per_dag,
+        "dag_runs_total": sum(runs_per_dag.values()),
+        "task_instances": len(tis),
+        "task_instances_ran": len(ran),
+        "task_instances_ran_sensors": len(sensors),
+        "task_instances_ran_non_sensor": len(work),
+        "states": dict(states),
+        "sum_duration_seconds": round(sum(duration(ti) for ti in ran), 2),
+        "sum_duration_non_sensor_seconds": round(sum(duration(ti) for ti in work), 2),
+        "sum_duration_sensor_seconds": round(sum(duration(ti) for ti in sensors), 2),
+        "mean_queued_to_start_seconds": round(sum(waits) / len(waits), 2) if waits else None,
+        "first_start_to_last_end_seconds": _seconds_between(starts[0], ends[-1]) if ran else None,
+        "non_sensor_seconds_by_task": {
+            task: {"n": len(values), "sum": round(sum(values), 2), "mean": round(sum(values) / len(values), 2)}
+            for task, values in sorted(by_task.items())
+        },
+    }
+
+
+def _log_excerpt(path: Path, lines: int = 60) -> str:
+    """The scheduler's and the errors' last lines of ``airflow standalone``'s log (the rest is noise)."""
+    if not path.exists():
+        return ""
+    text = path.read_text(errors="replace").splitlines()
+    wanted = [line for line in text if line.startswith("scheduler") or "[error" in line or "Traceback" in line]
+    return "--- airflow standalone log (scheduler and errors, tail) ---\n" + "\n".join(
+        line[:400] for line in wanted[-lines:]
+    )
+
+
+def run_airflow(today: dt.date, phase1_days: int, phase2_days: int) -> dict[str, Any]:
+    import requests
+
+    from airflow_local import AirflowError, LocalAirflow, free_port
+    from demo import STAGES, Loop, LoopResult
+
+    class TimedLoop(Loop):
+        """The demo's loop, counting the quiet time its driver waits out (``settle``) after runs end,
+        and giving up early if the scheduler dies (the demo would wait out its 10-minute timeouts)."""
+
+        settle_seconds = 0.0
+        health_checked = 0.0
+        unhealthy_checks = 0
+
+        def wait_quiet(self, stages: tuple[str, ...], what: str, timeout: float, settle: float = 20.0) -> None:
+            super().wait_quiet(stages, what, timeout, settle)
+            self.settle_seconds += settle
+
+        def runs(self, stage: str) -> list[dict[str, Any]]:
+            if time.monotonic() - self.health_checked > HEALTH_CHECK_SECONDS:
+                self.health_checked = time.monotonic()
+                self.check_scheduler()
+            return super().runs(stage)
+
+        def check_scheduler(self) -> None:
+            try:
+                health = requests.get(f"{self.airflow.url}/api/v2/monitor/health", timeout=10).json()
+            except (requests.RequestException, ValueError):
+                return
+            status = (health.get("scheduler") or {}).get("status")
+            self.unhealthy_checks = self.unhealthy_checks + 1 if status == "unhealthy" else 0
+            if self.unhealthy_checks >= UNHEALTHY_CHECKS:
+                raise AirflowError(f"the scheduler is {status} (health {health}); it probably died: see its log")
+
+    phase1, phase2 = _days(today, phase1_days, phase2_days)
+    with scratch_home("loop-airflow") as home:
+        airflow = LocalAirflow(home, port=free_port(), extra_env={"MLLOOP_SENSOR_POKE_SECONDS": SENSOR_POKE_SECONDS})
+        loop = TimedLoop(airflow, USE_CASE, today)
+        loop.result = LoopResult(USE_CASE, phase1, phase2)
+        loop.prefix = "B8 airflow: "
+        try:
+            t0 = time.perf_counter()
+            loop.land(phase1)
+            loop.feast_apply()
+            setup = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            loop.start_airflow()
+            boot = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            loop.run_phases()
+            wall = time.perf_counter() - t0
+            stats = task_instance_stats(loop.api, [loop.dag_id(stage) for stage in STAGES])
+        except Exception as exc:
+            raise RuntimeError(f"the Airflow loop failed: {exc}\n{_log_excerpt(airflow.log_path)}") from exc
+        finally:
+            airflow.stop()
+        step_times = loop.result.step_times
+        return {
+            "seconds": wall,
+            "setup_seconds": setup,
+            "boot_seconds": boot,
+            "settle_seconds": loop.settle_seconds,
+            "step_times": {name: round(at - step_times[next(iter(step_times))], 1) for name, at in step_times.items()},
+            "task_instances": stats,
+            "outcome": _outcome(home, phase1, phase2),
+        }
+
+
+def run(size: str, loop_days: list[int] | None = None) -> list[Result]:
+    if not loop_days:
+        print(f"[bench] B8 skipped at size {size!r}: the whole loop on Airflow takes minutes (use --size default)")
+        return []
+    phase1_days, phase2_days = loop_days
+    today = dt.datetime.now(dt.UTC).date()
+    phase1, phase2 = _days(today, phase1_days, phase2_days)
+    plain = run_plain(today, phase1_days, phase2_days)
+    print(f"[bench]   B8 plain loop: {plain['seconds']:.1f} s", flush=True)
+    ours = run_airflow(today, phase1_days, phase2_days)
+    problems = {
+        "airflow": check_outcome(ours["outcome"], phase1, phase2),
+        "plain": check_outcome(plain["outcome"], phase1, phase2),
+    }
+    if any(problems.values()):
+        raise RuntimeError(f"the loop did not reach the demo's outcome: {problems}")
+
+    stats = ours["task_instances"]
+    ran = stats["task_instances_ran"]
+    ratio = ours["seconds"] / plain["seconds"]
+    overhead = (ours["seconds"] - plain["seconds"]) / ran
+    unsettled = ours["seconds"] - ours["settle_seconds"]
+    work = stats["sum_duration_non_sensor_seconds"]
+    in_task = (work - plain["seconds"]) / stats["task_instances_ran_non_sensor"]
+    extra = {
+        "days": {"phase1": [d.isoformat() for d in phase1], "phase2": [d.isoformat() for d in phase2]},
+        "airflow": ours,
+        "plain": plain,
+        "ratio_without_settle": unsettled / plain["seconds"],
+    }
+
+    def models(out: dict[str, Any]) -> str:
+        return ", ".join(f"v{v['version']} {v['decision']} (cutoff {v['cutoff']})" for v in out["outcome"]["versions"])
+
+    return [
+        Result(
+            "B8",
+            f"whole loop wall time ({phase1_days}+{phase2_days} days: ingest, train, promote, score, drift, retrain)",
+            size,
+            ours["seconds"],
+            plain["seconds"],
+            "s",
+            ratio,
+            "<= 2x",
+            ratio <= 2,
+            notes=(
+                f"Airflow boot {ours['boot_seconds']:.0f} s not counted; {stats['dag_runs_total']} DAG runs, "
+                f"{ran} task instances ran (+{stats['task_instances'] - ran} skipped); the driver's quiet waits "
+                f"{ours['settle_seconds']:.0f} s included (without: {unsettled / plain['seconds']:.2f}x); "
+                f"Airflow models: {models(ours)}; plain: {models(plain)}"
+            ),
+            extra=extra,
+        ),
+        Result(
+            "B8",
+            "Airflow overhead per task instance ((Airflow wall - plain wall) / task instances)",
+            size,
+            overhead,
+            plain["seconds"] / ran,
+            "s",
+            overhead / (plain["seconds"] / ran),
+            "report",
+            None,
+            notes=(
+                f"limit: plain seconds per task instance; {ran} task instances ran; sum of their durations "
+                f"{stats['sum_duration_seconds']:.0f} s (non-sensor {work:.0f} s = {work / plain['seconds']:.1f}x the "
+                f"plain wall, i.e. {in_task:.2f} s more per non-sensor task; sensors "
+                f"{stats['sum_duration_sensor_seconds']:.0f} s) vs Airflow wall {ours['seconds']:.0f} s; "
+                f"mean queued->start {stats['mean_queued_to_start_seconds']} s"
+            ),
+            extra={"task_instances": stats},
+        ),
+    ]

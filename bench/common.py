@@ -1,0 +1,160 @@
+"""Shared benchmark plumbing: results, subprocess measurements, the markdown table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SIZES: dict[str, dict[str, Any]] = {
+    # rows are per benchmark; "full" matches the sizes the targets are stated at
+    "smoke": {
+        "parse_specs": [1, 2],
+        "scoring_rows": [2_000, 8_000],
+        "pit_labels": [2_000],
+        "online_rows": 2_000,
+        "drift_rows": [20_000, 80_000],
+        "validation_rows": 20_000,
+        "loop": False,
+        "loop_days": None,  # B8 (the whole loop on Airflow, minutes) is skipped
+    },
+    "default": {
+        "parse_specs": [1, 10],
+        "scoring_rows": [100_000, 400_000],
+        "pit_labels": [100_000],
+        "online_rows": 20_000,
+        "drift_rows": [250_000, 1_000_000],
+        "validation_rows": 250_000,
+        "loop": True,
+        "loop_days": [8, 4],  # B8: the demo's phases (8 days, then 4 drift days)
+    },
+    "full": {
+        "parse_specs": [1, 10],
+        "scoring_rows": [1_000_000, 4_000_000],
+        "pit_labels": [100_000, 1_000_000],
+        "online_rows": 100_000,
+        "drift_rows": [1_000_000, 4_000_000],
+        "validation_rows": 1_000_000,
+        "loop": True,
+        "loop_days": [8, 4],
+    },
+}
+
+
+@dataclass
+class Result:
+    """One comparison: ours vs the limit, the ratio, and whether the target holds."""
+
+    bench: str
+    what: str
+    size: str
+    ours: float
+    limit: float
+    unit: str
+    ratio: float
+    target: str
+    met: bool | None
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "cpu": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; it must print one JSON object as its last line.
+
+    The child's peak RSS (``ru_maxrss`` of the finished child) is added as ``peak_rss_mb``.
+    """
+    full_env = {**os.environ, **(env or {})}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
+    out: dict[str, Any] = json.loads(lines[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out.setdefault("peak_rss_mb", round(max(after, before) / 1024, 1))
+    return out
+
+
+@contextmanager
+def scratch_home(prefix: str) -> Iterator[Path]:
+    """A private MLLOOP_HOME for one benchmark (storage, Feast, MLflow), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"mlloop-bench-{prefix}-") as tmp:
+        yield Path(tmp)
+
+
+def timed() -> float:
+    return time.perf_counter()
+
+
+def write_results(results: list[Result], size: str, out_dir: Path, started: float) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "machine": machine(),
+        "size": size,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "results": [asdict(r) for r in results],
+    }
+    (out_dir / "latest.json").write_text(json.dumps(payload, indent=2))
+    markdown = render_markdown(payload)
+    (out_dir / "latest.md").write_text(markdown)
+    return out_dir / "latest.md"
+
+
+def render_markdown(payload: dict[str, Any]) -> str:
+    m = payload["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cpus']} cores, {m['memory_gb']} GB, Python {m['python']}; "
+        f"size `{payload['size']}`; suite wall time {payload['wall_seconds']} s.",
+        "",
+        "| # | what | size | ours | limit | ratio | target | met | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in payload["results"]:
+        met = {True: "yes", False: "**no**", None: "report"}[r["met"]]
+        lines.append(
+            f"| {r['bench']} | {r['what']} | {r['size']} | {_fmt(r['ours'])} {r['unit']} | "
+            f"{_fmt(r['limit'])} {r['unit']} | {r['ratio']:.2f} | {r['target']} | {met} | {r['notes']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.4f}"
