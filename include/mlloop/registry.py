@@ -79,6 +79,9 @@ class ModelRef:
         )
 
 
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def mlflow_client(settings: Settings | None = None) -> MlflowClient:
     """An MLflow client on the configured tracking/registry URI (also set as mlflow's default)."""
     import mlflow
@@ -91,8 +94,21 @@ def mlflow_client(settings: Settings | None = None) -> MlflowClient:
     # MLflow draws a "Downloading artifacts" progress bar on stderr, which a task log shows as red
     # ERROR lines in a green task; a person can still switch it back on.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI (and the registry's) into os.environ
+    # "so that subprocesses inherit it". Settings read that variable first, so the export would pin
+    # every later settings read of this process, and every process it starts (a local Airflow, a
+    # test's scheduler), to this store whatever MLLOOP_HOME says. MLflow's own default is a module
+    # global, checked before the variable: restoring the environment keeps the fluent API working.
+    saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

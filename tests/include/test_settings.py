@@ -21,3 +21,23 @@ def test_opening_feast_does_not_leave_deployment_paths_in_the_environment(feast_
     assert "MLLOOP_STORAGE_ROOT" not in os.environ
     assert "MLLOOP_FEAST_REGISTRY" not in os.environ
     assert "MLLOOP_FEAST_ONLINE_STORE" not in os.environ
+
+
+def test_opening_mlflow_does_not_pin_the_environment_to_its_store(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; left there, it pinned every later settings
+    read, and every Airflow the process started, to the first store opened (seen in CI: a test's
+    scheduler wrote to an earlier test's MLflow)."""
+    import mlflow
+
+    from mlloop.registry import mlflow_client
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    monkeypatch.setenv("MLLOOP_HOME", str(first))
+    mlflow_client()
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert mlflow.get_tracking_uri() == f"sqlite:///{first / 'mlflow' / 'mlflow.db'}"  # the fluent API still works
+    monkeypatch.setenv("MLLOOP_HOME", str(second))
+    assert get_settings().mlflow_tracking_uri == f"sqlite:///{second / 'mlflow' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    mlflow_client()
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://mlflow.example:5000"  # a deployment's own value stays
