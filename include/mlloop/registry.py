@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlloop.settings import Settings, get_settings
+from mlloop.settings import Settings, environment_restored, get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,9 +79,6 @@ class ModelRef:
         )
 
 
-_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
 def mlflow_client(settings: Settings | None = None) -> MlflowClient:
     """An MLflow client on the configured tracking/registry URI (also set as mlflow's default)."""
     import mlflow
@@ -99,16 +96,9 @@ def mlflow_client(settings: Settings | None = None) -> MlflowClient:
     # every later settings read of this process, and every process it starts (a local Airflow, a
     # test's scheduler), to this store whatever MLLOOP_HOME says. MLflow's own default is a module
     # global, checked before the variable: restoring the environment keeps the fluent API working.
-    saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
-    try:
+    with environment_restored(("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")):
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,16 +98,24 @@ class Settings:
         every process started later from this one.
         """
         self.prepare_local_paths()
-        saved = {key: os.environ.get(key) for key in self.feast_environment()}
-        os.environ.update(self.feast_environment())
-        try:
+        with environment_restored(self.feast_environment()):
+            os.environ.update(self.feast_environment())
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+
+
+@contextmanager
+def environment_restored(names: Iterable[str]) -> Iterator[None]:
+    """Put the variables ``names`` back as they were (set or unset) when the block ends, whatever
+    the block or the libraries it calls wrote into ``os.environ``."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def get_settings() -> Settings:
