@@ -3,7 +3,7 @@
 Both sides run the demo's loop (``scripts/demo.py``) for the same use case, days and data sizes,
 each on its own scratch MLLOOP_HOME, in the same benchmark run:
 
-* **ours**: the real thing. ``airflow standalone`` on a free port, driven by the demo's ``Loop``
+* **ours**: the real thing. the embedded Airflow on a free port, driven by the demo's ``Loop``
   through the scheduler and the REST API (backfills, Asset-triggered training and promotion, the
   drift-triggered retrain). Measured: ``Loop.run_phases`` (phase 1 ingestion .. the retrain's
   promotion), i.e. without landing the first batches, ``feast apply`` and Airflow's boot, which
@@ -417,12 +417,12 @@ def task_instance_stats(api: Any, dag_ids: list[str]) -> dict[str, Any]:
 
 
 def _log_excerpt(path: Path, lines: int = 60) -> str:
-    """The scheduler's and the errors' last lines of ``airflow standalone``'s log (the rest is noise)."""
+    """The scheduler's and the errors' last lines of the embedded Airflow's log (the rest is noise)."""
     if not path.exists():
         return ""
     text = path.read_text(errors="replace").splitlines()
     wanted = [line for line in text if line.startswith("scheduler") or "[error" in line or "Traceback" in line]
-    return "--- airflow standalone log (scheduler and errors, tail) ---\n" + "\n".join(
+    return "--- embedded Airflow log (scheduler and errors, tail) ---\n" + "\n".join(
         line[:400] for line in wanted[-lines:]
     )
 

@@ -1,15 +1,16 @@
 """Run Airflow 3 on this machine on embedded defaults, and talk to it through its REST API.
 
-    python scripts/airflow_local.py up      # start `airflow standalone` in the background
-    python scripts/airflow_local.py status  # is it up, where, and the login
+    python scripts/airflow_local.py up      # start Airflow in the background
+    python scripts/airflow_local.py status  # is it up, where, the login, each component's restarts
     python scripts/airflow_local.py down    # stop it
     python scripts/airflow_local.py parse   # parse dags/ as Airflow does: DAG ids, import errors
     python scripts/airflow_local.py run <dag_id> [--day YYYY-MM-DD] [--conf JSON]
                                             # trigger one run, wait, print its tasks' states
 
-``airflow standalone`` runs every Airflow 3 component (API server + UI, scheduler, DAG processor,
-triggerer) with a LocalExecutor on a SQLite metadata DB under ``$MLLOOP_HOME/airflow``. The
-driver here only uses what a user has: processes, the REST API, and the printed login.
+Every Airflow 3 component (API server + UI, scheduler, DAG processor, triggerer) runs with a
+LocalExecutor on a SQLite metadata DB under ``$MLLOOP_HOME/airflow``, as ``airflow standalone``
+would run them, under ``scripts/airflow_supervisor.py``, which also restarts a component that
+exits. The driver here only uses what a user has: processes, the REST API, and the printed login.
 """
 
 from __future__ import annotations
@@ -49,15 +50,16 @@ class AirflowError(RuntimeError):
 
 
 class LocalAirflow:
-    """One ``airflow standalone`` process tree, bound to 127.0.0.1, state under ``home``."""
+    """One supervised Airflow process tree (``airflow_supervisor.py``), bound to 127.0.0.1, state under ``home``."""
 
     def __init__(self, home: Path | None = None, port: int | None = None, extra_env: dict[str, str] | None = None):
         self.home = (home or mlloop_home()).resolve()
         self.airflow_home = self.home / "airflow"
         self.port = port or int(os.environ.get("MLLOOP_AIRFLOW_PORT", "8080"))
         self.extra_env = extra_env or {}
-        self.log_path = self.home / "logs" / "airflow-standalone.log"
-        self.pid_path = self.home / "airflow-standalone.pid"
+        self.log_path = self.home / "logs" / "airflow.log"
+        self.pid_path = self.home / "airflow.pid"
+        self.components_path = self.home / "airflow-components.json"
 
     @property
     def url(self) -> str:
@@ -67,13 +69,19 @@ class LocalAirflow:
         env = dict(os.environ)
         env.update(
             {
-                # standalone starts its components as `airflow ...` from PATH: use this venv's.
+                # Tasks and hooks may call `airflow ...` from PATH: use this venv's.
                 "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
                 "MLLOOP_HOME": str(self.home),
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # What `airflow standalone` would force: one machine, the simple auth manager with a
+                # generated admin password (read back by login()).
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
                 "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", "8"),
                 # The task supervisor polls at this interval; at the default 5 s each finished
                 # task keeps its executor slot ~5 s after it ends.
@@ -112,10 +120,10 @@ class LocalAirflow:
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self.install_local_settings()
         with open(self.log_path, "ab") as log:
-            # A new session: `stop()` signals the whole process group (standalone's components,
-            # the executor's workers, serve-logs), not just the standalone wrapper.
+            # A new session: `stop()` signals the whole process group (the components, the
+            # executor's workers, serve-logs), not just the supervisor.
             proc = subprocess.Popen(
-                [sys.executable, "-m", "airflow", "standalone"],
+                [sys.executable, str(ROOT / "scripts" / "airflow_supervisor.py"), str(self.components_path)],
                 env=self.env(),
                 cwd=ROOT,
                 stdout=log,
@@ -141,7 +149,7 @@ class LocalAirflow:
         last = ""
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
-                raise AirflowError(f"airflow standalone exited with {proc.returncode}; see {self.log_path}")
+                raise AirflowError(f"the Airflow supervisor exited with {proc.returncode}; see {self.log_path}")
             try:
                 health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
                 statuses = {k: v.get("status") for k, v in health.items() if isinstance(v, dict)}
@@ -174,6 +182,13 @@ class LocalAirflow:
         from mlloop.storage import local_storage
 
         return local_storage(str(self.home / "storage"))
+
+    def components(self) -> dict[str, dict[str, Any]]:
+        """Each component's pid and restart count, as the supervisor last wrote them."""
+        try:
+            return json.loads(self.components_path.read_text())["components"]  # type: ignore[no-any-return]
+        except (OSError, ValueError, KeyError):
+            return {}
 
     @property
     def password_file(self) -> Path:
@@ -443,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_once(airflow, args.dag_id, conf, args.timeout)
     if args.command == "up":
         if not airflow.running_pid():
-            print(f"Starting Airflow 3 (standalone) on {airflow.url}; log: {airflow.log_path}", flush=True)
+            print(f"Starting Airflow 3 on {airflow.url}; log: {airflow.log_path}", flush=True)
             airflow.start()
         user, password = airflow.login()
         print(f"Airflow UI: {airflow.url}  login: {user} / {password}")
@@ -456,7 +471,9 @@ def main(argv: list[str] | None = None) -> int:
             print("Airflow is not running.")
             return 1
         user, password = airflow.login()
-        print(f"Airflow is running (pid {pid}) on {airflow.url}; login: {user} / {password}")
+        print(f"Airflow is running (pid {pid}) on {airflow.url}; login: {user} / {password}; log: {airflow.log_path}")
+        for name, component in airflow.components().items():
+            print(f"  {name:<14} pid {component['pid']}, restarts {component['restarts']}")
     return 0
 
 

@@ -3,7 +3,8 @@
     python scripts/demo.py [--use-case credit_risk [--use-case energy_demand] | --all] [--stop]
 
 1. lands generated raw batches for 8 past days, deploys the Feast registry, starts Airflow 3
-   (``airflow standalone``: API server + UI, scheduler, DAG processor, triggerer);
+   (API server + UI, scheduler, DAG processor, triggerer, as ``airflow standalone`` runs them, under a
+   supervisor that restarts a component that dies: ``scripts/airflow_supervisor.py``);
 2. backfills feature ingestion over those days; the features Asset starts training, the challenger
    Asset starts the gated promotion, and the first model becomes champion;
 3. backfills batch scoring and runs a drift check (no drift expected);

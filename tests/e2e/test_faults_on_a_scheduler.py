@@ -1,5 +1,5 @@
-"""Reliability on a real Airflow 3 (``airflow standalone``: scheduler, LocalExecutor, API server),
-driven through the REST API: what only a scheduler can show.
+"""Reliability on a real Airflow 3 (the embedded one: scheduler, LocalExecutor, API server under
+``scripts/airflow_supervisor.py``), driven through the REST API: what only a scheduler can show.
 
 * **Trigger input**: a conf that breaks a DAG's Param schema is answered 400 and no run exists;
   input the schema cannot judge (a report outside the storage root, a version that does not exist)
@@ -12,6 +12,8 @@ driven through the REST API: what only a scheduler can show.
   worse one held inside the alias critical section while the better one arrives. The pool of one
   slot makes the second wait; it then re-runs the gate against the new champion and wins. One
   champion, the better one; aliases and tags tell one consistent story.
+* **A dead scheduler**: killed with SIGKILL, it is restarted by the supervisor, and a run created
+  afterwards completes.
 
 The scenarios that do not interfere run at the same time, to keep the wall time down. This module
 starts its own Airflow and stops it when its last test is done; it sorts before ``test_loop.py`` so
@@ -333,3 +335,25 @@ def test_overlapping_promotions_leave_one_champion_the_better_one(deployment: De
     assert tags[good]["promotion.previous_champion"] == fair
     assert [v for v, t in tags.items() if t.get("promotion.previous_champion") == weak] == [fair]
     assert json.loads(tags[good]["mlloop.model_files"])  # the artifacts verified before every load
+
+
+# ------------------------------------------------------------------------------ a dead scheduler
+def test_a_scheduler_that_dies_is_restarted_and_runs_go_on(deployment: Deployment, phase: Phase) -> None:
+    """`airflow standalone` would leave a dead scheduler dead: the UI answers, runs queue forever.
+    The embedded Airflow's supervisor starts it again (last in this module: it kills the scheduler)."""
+    import os
+    import signal
+
+    d = deployment
+    before = d.airflow.components()["scheduler"]
+    os.kill(int(before["pid"]), signal.SIGKILL)
+    d.wait("the supervisor to restart the scheduler", lambda: d.airflow.components()["scheduler"]["restarts"] == 1)
+    # A run created after the crash is scheduled and run by the new scheduler.
+    rescore = d.trigger("batch_scoring", day=SCORE_DAY.isoformat())
+    d.wait("the re-scoring run to end", lambda: d.state("batch_scoring", rescore) in TERMINAL, timeout=600)
+
+    assert d.state("batch_scoring", rescore) == "success"
+    after = d.airflow.components()["scheduler"]
+    assert after["pid"] != before["pid"]
+    assert [e["code"] for e in after["exits"]] == [-signal.SIGKILL]
+    assert "scheduler exited with code -9" in d.airflow.log_path.read_text(errors="replace")

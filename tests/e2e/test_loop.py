@@ -1,5 +1,5 @@
-"""The whole loop on a real Airflow 3 (``airflow standalone``: scheduler, DAG processor, triggerer,
-API server) on a temporary MLLOOP_HOME, driven like a user drives it: backfills and the REST API.
+"""The whole loop on a real Airflow 3 (the embedded one: scheduler, DAG processor, triggerer, API
+server) on a temporary MLLOOP_HOME, driven like a user drives it: backfills and the REST API.
 Every bundled use case runs, in the same Airflow and at the same time (``conftest.py``): the
 classification on integer customer ids and the regression on string meter ids go through the same
 DAGs, operators and core.
