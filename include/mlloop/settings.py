@@ -22,6 +22,17 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+REMOTE_REGISTRY_STORES = {"s3": "S3RegistryStore", "gs": "GCSRegistryStore"}
+"""Feast's own store per URL scheme (what it picks when ``registry_store_type`` is unset)."""
+
+
+def default_registry_store(registry: str) -> str:
+    """Feast's store for a remote registry URL; for a local path, one that writes atomically
+    (``mlloop.feast_registry_store``: Feast's own rewrites the file in place)."""
+    scheme = registry.split("://", 1)[0] if "://" in registry else "file"
+    return REMOTE_REGISTRY_STORES.get(scheme, "mlloop.feast_registry_store.AtomicFileRegistryStore")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings for one process."""
@@ -33,6 +44,8 @@ class Settings:
     mlflow_artifact_root: str | None
     feast_repo_path: Path
     feast_registry: str
+    feast_registry_store: str
+    """Feast's registry store class (``registry_store_type``): atomic file writes for a local path."""
     feast_online_store: str
     feast_offline_store: str
     use_cases_dir: Path
@@ -56,7 +69,8 @@ class Settings:
             mlflow_tracking_uri=tracking_uri,
             mlflow_artifact_root=artifact_root or None,
             feast_repo_path=Path(_env("MLLOOP_FEAST_REPO", str(PROJECT_ROOT / "feature_repo"))),
-            feast_registry=_env("MLLOOP_FEAST_REGISTRY", str(home / "feast" / "registry.db")),
+            feast_registry=(registry := _env("MLLOOP_FEAST_REGISTRY", str(home / "feast" / "registry.db"))),
+            feast_registry_store=_env("MLLOOP_FEAST_REGISTRY_STORE", default_registry_store(registry)),
             feast_online_store=_env(
                 "MLLOOP_FEAST_ONLINE_STORE",
                 json.dumps({"type": "sqlite", "path": str(home / "feast" / "online_store.db")}),
@@ -76,6 +90,7 @@ class Settings:
         return {
             "MLLOOP_STORAGE_ROOT": self.storage_root,
             "MLLOOP_FEAST_REGISTRY": self.feast_registry,
+            "MLLOOP_FEAST_REGISTRY_STORE": self.feast_registry_store,
             "MLLOOP_FEAST_ONLINE_STORE": self.feast_online_store,
             "MLLOOP_FEAST_OFFLINE_STORE": self.feast_offline_store,
         }

@@ -110,3 +110,17 @@ def test_drift_runs_never_overlap(dags: dict[str, Any]) -> None:
     assert dag.max_active_runs == 1
     assert "trigger_training" in dag.task_dict["decide_retrain"].downstream_task_ids
     assert "trigger_training" in dag.task_dict["record_trigger"].upstream_task_ids
+
+
+def test_every_materialization_runs_in_the_feast_registry_pool(dags: dict[str, Any]) -> None:
+    """Each materialization rewrites the whole Feast registry: two at once lose an interval."""
+    from mlloop_airflow.operators.materialize import FeastMaterializeOperator
+    from mlloop_airflow.pools import FEAST_REGISTRY_POOL, POOLS
+
+    materializers = [
+        (dag_id, task) for dag_id, dag in dags.items() for task in dag.tasks if isinstance(task, FeastMaterializeOperator)
+    ]
+    assert {(dag_id, task.pool) for dag_id, task in materializers} == {
+        ("credit_risk__feature_ingestion", FEAST_REGISTRY_POOL)
+    }
+    assert POOLS[FEAST_REGISTRY_POOL][0] == 1

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlloop_airflow.hooks.feature_store import FeastHook
 from mlloop_airflow.operators.base import UseCaseOperator
+from mlloop_airflow.pools import FEAST_REGISTRY_POOL
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,6 +22,9 @@ class FeastMaterializeOperator(UseCaseOperator):
     Deploying the registry (``feast apply``) is not done here: it resets materialization
     watermarks and belongs to deployment (``make feast-apply``), not to every interval.
 
+    Runs in pool ``mlloop_feast_registry`` unless told otherwise: a materialization rewrites the
+    registry, and two at once would lose one's interval (``mlloop_airflow.pools``).
+
     :param feature_views: names of the Feast feature views; default: the spec's feature view. (templated)
     """
 
@@ -28,6 +32,7 @@ class FeastMaterializeOperator(UseCaseOperator):
     ui_color = "#f4e3d9"
 
     def __init__(self, *, feature_views: list[str] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("pool", FEAST_REGISTRY_POOL)
         super().__init__(**kwargs)
         self.feature_views = feature_views
 
