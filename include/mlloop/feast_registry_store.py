@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from pathlib import Path
 
 from feast.infra.registry.file import FileRegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
@@ -29,13 +30,14 @@ class AtomicFileRegistryStore(FileRegistryStore):
         registry_proto.last_updated.FromDatetime(_utc_now())
         folder = self._filepath.parent
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self._filepath.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{self._filepath.name}.", suffix=".tmp")
+        tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(registry_proto.SerializeToString())
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self._filepath)
+            tmp.replace(self._filepath)
         except BaseException:
-            os.unlink(tmp)
+            tmp.unlink(missing_ok=True)
             raise

@@ -118,7 +118,10 @@ def test_every_materialization_runs_in_the_feast_registry_pool(dags: dict[str, A
     from mlloop_airflow.pools import FEAST_REGISTRY_POOL, POOLS
 
     materializers = [
-        (dag_id, task) for dag_id, dag in dags.items() for task in dag.tasks if isinstance(task, FeastMaterializeOperator)
+        (dag_id, task)
+        for dag_id, dag in dags.items()
+        for task in dag.tasks
+        if isinstance(task, FeastMaterializeOperator)
     ]
     assert {(dag_id, task.pool) for dag_id, task in materializers} == {
         ("credit_risk__feature_ingestion", FEAST_REGISTRY_POOL)

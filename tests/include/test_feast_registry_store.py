@@ -40,9 +40,9 @@ def test_a_reader_sees_the_whole_old_registry_until_the_new_one_is_complete(
     reader would open is still the complete old registry."""
     import datetime as dt
 
-    import mlloop.feast_registry_store as module
     from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
+    import mlloop.feast_registry_store as module
     from mlloop.feast_registry_store import AtomicFileRegistryStore
 
     store = open_store()
