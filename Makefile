@@ -9,6 +9,9 @@ UV := $(CURDIR)/.tools/bin/uv
 endif
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
+# pytest-xdist workers for the unit and dag.test() tests: one per core ("make test TEST_WORKERS=0"
+# runs them in one process).
+TEST_WORKERS ?= auto
 # .pyc files are compiled at install time: the environment may forbid writing them later
 # (PYTHONDONTWRITEBYTECODE), and without them every task re-compiles Airflow, Feast, MLflow...
 export UV_COMPILE_BYTECODE := 1
@@ -42,11 +45,18 @@ down:  ## stop the local Airflow
 status: install  ## is the local Airflow up, and its login
 	$(PY) scripts/airflow_local.py status
 
+# Two passes: the unit and dag.test() tests on every core (pytest-xdist; each worker has its own
+# AIRFLOW_HOME and MLLOOP_HOME), then the tests that start whole deployments (a scheduler, the
+# scaled topology, a browser), one at a time: on a small machine they must not share the cores.
+# Either pass fails if it selects no test (pytest's exit code 5).
+FAST_TESTS := not e2e and not services and not browser
+
 test: install  ## the whole test suite: unit, Airflow integration, end to end
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "$(FAST_TESTS)"
+	$(VENV)/bin/pytest -m "not ($(FAST_TESTS))"
 
 test-fast: install  ## unit and integration tests, without the end-to-end ones
-	$(VENV)/bin/pytest -m "not e2e and not services and not browser"
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "$(FAST_TESTS)"
 
 test-services: install  ## the loop on the scaled topology (needs this machine's PostgreSQL and Redis)
 	MLLOOP_REQUIRE_SERVICES=1 $(VENV)/bin/pytest -m services

@@ -27,6 +27,8 @@ DOC = """
    is given or **force** is on, when `{model}` has no version yet, or when the newest version's data
    is at least {retrain} day(s) older than the cutoff; never with fewer than {min_rows} labelled rows.
    Otherwise the rest of the run is skipped and the run stays **green**: that is a decision.
+   The cutoff is the **Cutoff day** parameter, else the newest day of the features events that
+   started the run, or the newest ingested day if that is later (a backfill finishes days out of order).
 2. `build_training_set` joins the label events of the last {window} landing days up to the cutoff with
    the features of Feast service `{service}` as of each label's time (no later value can leak in),
    and writes `staging/{name}/training_set/date=<cutoff>/data.parquet`. The log counts rows Feast
@@ -94,7 +96,7 @@ def training_params() -> dict[str, Param]:
             title="Cutoff day",
             description=(
                 "Newest label partition (landing day, YYYY-MM-DD, UTC) to train on. Empty: the newest day of "
-                "the features events that triggered the run, else today."
+                "the features events that triggered the run (or the newest ingested day, if later), else today."
             ),
         ),
         "force": Param(False, type="boolean", title="Force", description="Train even if the newest model is recent."),

@@ -328,10 +328,18 @@ def summary(loop: Loop) -> str:
         f"Quarantined rows: {storage.path('quarantine', loop.use_case)}",
         f"Online store: {online_store(loop)} (read it with Feast: see README)",
         f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
-        "MLflow UI: make mlflow-ui  (then http://127.0.0.1:5000)",
+        f"MLflow UI: {mlflow_ui(loop)}",
         "=" * 78,
     ]
     return "\n".join(lines)
+
+
+def mlflow_ui(loop: Loop) -> str:
+    """A tracking server is its own UI; the embedded file store is browsed with `make mlflow-ui`."""
+    tracking = loop.env().get("MLFLOW_TRACKING_URI", "")
+    if tracking.startswith(("http://", "https://")):
+        return tracking
+    return "make mlflow-ui  (then http://127.0.0.1:5000)"
 
 
 def online_store(loop: Loop) -> str:

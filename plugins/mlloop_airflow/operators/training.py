@@ -63,7 +63,8 @@ class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
     Returns the decision (keys ``train``, ``cutoff_day``, ``reason``, ``explanation``, ...).
 
     :param cutoff_day: the newest label partition (landing day) to train on; empty means the newest
-        ``day`` in the triggering asset events' extra, else today (UTC). (templated)
+        ``day`` in the triggering asset events' extra or the newest ingested features day if that
+        is newer (a backfill finishes days out of order), else today (UTC). (templated)
     :param reason: why training was asked for (the drift monitor says which drift). (templated)
     :param force: train even if the newest version is recent. (templated)
     :param drift_report: the drift report named by the trigger, checked here. (templated)
@@ -120,9 +121,21 @@ class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
         if _is_set(self.cutoff_day):
             return _parse_day(self.cutoff_day, "cutoff_day"), "the cutoff_day parameter"
         days = [str(e["day"]) for e in self.triggering_asset_extras(context) if _is_set(e.get("day"))]
-        if days:
-            return max(_parse_day(d, "day in the asset event") for d in days), "the newest triggering features event"
-        return dt.datetime.now(dt.UTC).date(), "today (UTC): no cutoff_day and no triggering asset event"
+        if not days:
+            return dt.datetime.now(dt.UTC).date(), "today (UTC): no cutoff_day and no triggering asset event"
+        from mlloop.training_set import feature_days
+
+        newest_event = max(_parse_day(d, "day in the asset event") for d in days)
+        # A backfill ingests days out of order (several runs at once, materializations one at a
+        # time), so the last features event may be an older day's. Its run is the last to see
+        # every ingested day: it must train up to the newest of them, or no run ever does.
+        newest_ingested = max(feature_days(self.storage_hook.storage, self.spec), default=newest_event)
+        if newest_ingested > newest_event:
+            return newest_ingested, (
+                f"the newest ingested features day; the triggering events went up to {newest_event} "
+                "(a backfill finishes days out of order)"
+            )
+        return newest_event, "the newest triggering features event"
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlloop.registry import CHAMPION, get_alias

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pandas as pd
 import pytest
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
@@ -30,10 +32,21 @@ def test_explicit_cutoff_wins() -> None:
     assert decide("2026-03-05").resolve_cutoff(context({"day": "2026-04-01"}))[0] == dt.date(2026, 3, 5)
 
 
-def test_cutoff_is_the_newest_day_of_the_triggering_feature_events() -> None:
+def test_cutoff_is_the_newest_day_of_the_triggering_feature_events(mlloop_home: Path) -> None:
     cutoff, source = decide(None).resolve_cutoff(context({"day": "2026-03-02"}, {"day": "2026-03-04"}, {}))
     assert cutoff == dt.date(2026, 3, 4)
     assert "features event" in source
+
+
+def test_after_an_out_of_order_backfill_the_cutoff_is_the_newest_ingested_day(storage: Any, spec: Any) -> None:
+    """A backfill's last features event can be an older day's (seen in the e2e loop: the run it
+    started trained up to that day, found too few labels, and no later event came)."""
+    for day in ("2026-03-02", "2026-03-03", "2026-03-06"):
+        path = storage.path("features", spec.name, spec.features.feature_view, f"date={day}", "data.parquet")
+        storage.write_frame(pd.DataFrame({"x": [1]}), path)
+    cutoff, source = decide(None).resolve_cutoff(context({"day": "2026-03-03"}))
+    assert cutoff == dt.date(2026, 3, 6)
+    assert "newest ingested features day" in source and "2026-03-03" in source
 
 
 @pytest.mark.parametrize("empty", [None, "", "None"])
