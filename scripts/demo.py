@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,10 @@ PHASE1_DAYS = 8
 PHASE2_DAYS = 4
 STAGES = ("feature_ingestion", "training", "promotion", "batch_scoring", "drift_monitoring", "rollback")
 DEMO_MARKER = ".mlloop-demo-home"
+# One backfill creation at a time across the use cases' threads: on SQLite two at once wait on each
+# other's write lock for a minute, fail, and Airflow 3.3 deletes runs the scheduler already holds
+# (it dies with StaleDataError; the supervisor restarts it, but minutes are lost).
+_BACKFILL_CREATION = threading.Lock()
 
 
 @dataclass
@@ -170,7 +175,8 @@ class Loop:
         existing = {r["logical_date"][:10] for r in self.runs(stage) if r.get("logical_date")}
         todo = [d for d in days if d.isoformat() not in existing]
         if todo:
-            self.api.backfill(self.dag_id(stage), todo[0], todo[-1], max_active_runs=3)
+            with _BACKFILL_CREATION:
+                self.api.backfill(self.dag_id(stage), todo[0], todo[-1], max_active_runs=3)
         wanted = {d.isoformat() for d in days}
 
         def done() -> bool:
