@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shutil
 import sys
 import time
@@ -29,7 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="benchmark ids, e.g. B1 B4")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--publish", action="store_true", help="also copy the table to bench/RESULTS.md")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile 'ours' of B2, B4 and B5 with pyinstrument into <out>/profiles/ (timings run a little slower)",
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        os.environ["MLLOOP_BENCH_PROFILE_DIR"] = str((args.out / "profiles").resolve())
     started = time.perf_counter()
     results: list[Result] = []
     failures = []

@@ -67,9 +67,12 @@ store = open_store()
 fetch = feast_fetcher(store, feature_service_for(ref, spec))
 lineage = Lineage.of(ref, "bench")
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from bench.common import profiled
 t0 = time.perf_counter()
-part = score_partition(storage, spec, START, model=model, fetch_features=fetch, lineage=lineage)
-commit_predictions(storage, spec, START, [part], lineage=lineage)
+day_rows = storage.row_count(features_path(storage, spec, START))
+with profiled(f"B2-scoring-{{day_rows}}"):
+    part = score_partition(storage, spec, START, model=model, fetch_features=fetch, lineage=lineage)
+    commit_predictions(storage, spec, START, [part], lineage=lineage)
 t_path = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 

@@ -41,8 +41,10 @@ store = open_store()
 view = spec.features.feature_view
 n_features = len(spec.features.columns)
 
+from bench.common import profiled
 t0 = time.perf_counter()
-materialize_interval(store, [view], *day_bounds(START))
+with profiled(f"B5-materialize-{{store_kind}}-{{rows}}"):
+    materialize_interval(store, [view], *day_bounds(START))
 feast_write = time.perf_counter() - t0
 
 # The raw limit: the same bytes, written by the store's own client into an empty store.
