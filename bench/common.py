@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -90,22 +89,34 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+PEAK_KEY = "__child_peak_rss_mb"
+_REPORT_PEAK = f"""
+import json as _json, resource as _resource
+print(_json.dumps({{{PEAK_KEY!r}: _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
 def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter; it must print one JSON object as its last line.
 
-    The child's peak RSS (``ru_maxrss`` of the finished child) is added as ``peak_rss_mb``.
+    The child's own peak RSS is added as ``peak_rss_mb`` (reported by the child at its end).
+    ``RUSAGE_CHILDREN`` would not do: it is the largest of every child this process ever waited
+    for, so a big setup child (or an earlier benchmark's) showed up as every later peak.
     """
     full_env = {**os.environ, **(env or {})}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, "-c", code + _REPORT_PEAK],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
-    lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
-    out: dict[str, Any] = json.loads(lines[-1])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out.setdefault("peak_rss_mb", round(max(after, before) / 1024, 1))
+    *_, result, peak = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
+    out: dict[str, Any] = json.loads(result)
+    out.setdefault("peak_rss_mb", round(json.loads(peak)[PEAK_KEY], 1))
     return out
 
 
