@@ -120,8 +120,8 @@ class LocalAirflow:
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self.install_local_settings()
         with open(self.log_path, "ab") as log:
-            # A new session: `stop()` signals the whole process group (the components, the
-            # executor's workers, serve-logs), not just the supervisor.
+            # A new session: what the supervisor leaves behind at `stop()` (a killed scheduler's
+            # orphaned workers) is found, and killed, as the rest of its process group.
             proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "scripts" / "airflow_supervisor.py"), str(self.components_path)],
                 env=self.env(),

@@ -67,7 +67,7 @@ class Component:
         self.restart_at = None
 
     def backoff(self) -> float:
-        """2 s, 4 s, 8 s ... up to a minute: a component that crashes at start does not spin."""
+        """1 s, 2 s, 4 s ... up to a minute: a component that crashes at start does not spin."""
         return float(min(2.0**self.restarts, MAX_BACKOFF_SECONDS))
 
     def describe(self) -> dict[str, object]:
@@ -107,6 +107,8 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
         self.migrate()
+        if self.stopping.is_set():
+            return 0
         for component in self.components.values():
             component.start()
             say("supervisor", f"started {component.name} (pid {component.process.pid if component.process else '?'})")
@@ -130,8 +132,8 @@ class Supervisor:
                 continue
             if proc is None or proc.poll() is None:
                 continue
-            # The group's SIGTERM reaches the components and this process at once: an exit during
-            # a stop is not a crash.
+            # A signal to the whole group (Ctrl-C, a container stop) reaches the components and
+            # this process at once: an exit during a stop is not a crash.
             if self.stopping.wait(1.0):
                 return
             ran = time.time() - component.started_at
