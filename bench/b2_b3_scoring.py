@@ -82,7 +82,8 @@ with compute_threads():  # the same thread cap the scoring path uses
     predict_scores(model, rows, spec.model.task)
 t_predict = time.perf_counter() - t0
 print(json.dumps({{"path": t_path, "predict": t_predict, "rows": len(rows),
-                  "rss_growth_mb": (peak - base) / 1024, "rows_out": part.rows_out}}))
+                  "rss_growth_mb": (peak - base) / 1024, "scoring_peak_mb": peak / 1024,
+                  "rows_out": part.rows_out}}))
 """
 
 
@@ -118,14 +119,15 @@ def run(size: str, rows: list[int]) -> list[Result]:
         )
     small, large = out[min(rows)], out[max(rows)]
     ratio = large["rss_growth_mb"] / max(small["rss_growth_mb"], 1.0)
-    total_ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
+    # The process's peak when scoring ended: later the limit side loads every row into memory.
+    total_ratio = large["scoring_peak_mb"] / small["scoring_peak_mb"]
     results.append(
         Result(
             "B3",
             f"scoring peak memory {max(rows):,} vs {min(rows):,} rows (process peak RSS)",
             size,
-            large["peak_rss_mb"],
-            small["peak_rss_mb"],
+            large["scoring_peak_mb"],
+            small["scoring_peak_mb"],
             "MB",
             total_ratio,
             "<= 1.2",
