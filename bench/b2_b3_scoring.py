@@ -45,10 +45,8 @@ print(json.dumps({{"version": info.registered_model_version}}))
 
 MEASURE = """
 import json, resource, time
-from mlloop_airflow.preload import DEFAULT_MODULES  # what a task process gets preloaded
-import importlib
-for name in DEFAULT_MODULES.split(','):
-    importlib.import_module(name)
+from bench.common import preload_like_a_task
+preload_like_a_task()
 from bench.data import START
 from mlloop.compute import compute_threads
 from mlloop.feature_store import open_store

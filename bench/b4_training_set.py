@@ -11,11 +11,10 @@ from __future__ import annotations
 from bench.common import Result, run_python, scratch_home
 
 CHILD = """
-import datetime as dt, importlib, json, os, time
+import datetime as dt, json, os, time
 import numpy as np, pandas as pd
-from mlloop_airflow.preload import DEFAULT_MODULES  # what a task process gets preloaded
-for name in DEFAULT_MODULES.split(','):
-    importlib.import_module(name)
+from bench.common import preload_like_a_task
+preload_like_a_task()
 from bench.data import START, write_feature_days
 from mlloop.feature_store import apply_registry, open_store
 from mlloop.settings import get_settings

@@ -18,10 +18,9 @@ from bench.common import Result, run_python, scratch_home
 REDIS_DB = 14
 
 CHILD = """
-import datetime as dt, importlib, json, sqlite3, statistics, time
-from mlloop_airflow.preload import DEFAULT_MODULES  # what a task process gets preloaded
-for name in DEFAULT_MODULES.split(','):
-    importlib.import_module(name)
+import datetime as dt, json, sqlite3, statistics, time
+from bench.common import preload_like_a_task
+preload_like_a_task()
 import numpy as np
 from bench.data import START, write_feature_days
 from mlloop.feature_store import OnlineReader, apply_registry, materialize_interval, open_store

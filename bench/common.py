@@ -120,6 +120,17 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 36
     return out
 
 
+def preload_like_a_task() -> None:
+    """Import what a task process gets preloaded (``mlloop_airflow.preload``), so Feast's one-off
+    lazy imports on a first query are not timed as if every task paid them."""
+    import importlib
+
+    from mlloop_airflow.preload import DEFAULT_MODULES
+
+    for name in DEFAULT_MODULES.split(","):
+        importlib.import_module(name)
+
+
 @contextmanager
 def profiled(name: str) -> Iterator[None]:
     """Profile the block with pyinstrument when ``MLLOOP_BENCH_PROFILE_DIR`` is set (``--profile``),

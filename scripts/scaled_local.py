@@ -51,7 +51,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from airflow_local import ROOT, AirflowError, LocalAirflow, _group_alive, free_port
 
 WORKERS = ("worker-a", "worker-b")
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 S3_CONN_ID = "mlloop_s3"
 S3_KEY, S3_SECRET, S3_REGION = "mlloop-local", "mlloop-local-secret", "us-east-1"
 

@@ -113,8 +113,9 @@ class Settings:
         every process started later from this one.
         """
         self.prepare_local_paths()
-        with environment_restored(self.feast_environment()):
-            os.environ.update(self.feast_environment())
+        env = self.feast_environment()
+        with environment_restored(env):
+            os.environ.update(env)
             yield
 
 
