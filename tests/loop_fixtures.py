@@ -82,6 +82,24 @@ def model_input(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     return out
 
 
+def lookup_fetcher(features: pd.DataFrame, spec: UseCaseSpec, *, drop: int = 0, duplicate: bool = False) -> Any:
+    """A stand-in for Feast's point-in-time fetch: the entities' rows of ``features`` (matched on key
+    + timestamp), shuffled as Feast reorders them, with the entity frame's extra columns (the scoring
+    row id) passed through as Feast does; optionally with rows dropped or duplicated."""
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    table = pd.concat([features[[key, ts]], model_input(features, spec)], axis=1)  # numpy dtypes, as Feast
+    table[key] = table[key].astype("int64")
+    table[ts] = pd.to_datetime(table[ts], utc=True).astype("datetime64[ns, UTC]")
+
+    def fetch(entities: pd.DataFrame) -> pd.DataFrame:
+        found = entities.merge(table, on=[key, ts], how="inner").sample(frac=1.0, random_state=1)
+        if duplicate:
+            found = pd.concat([found, found.head(3)])
+        return found.iloc[drop:]
+
+    return fetch
+
+
 def small_pipeline(spec: UseCaseSpec) -> Any:
     """A quick, real scikit-learn Pipeline over the spec's raw features (skops-safe types only)."""
     from sklearn.compose import ColumnTransformer

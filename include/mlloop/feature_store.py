@@ -92,7 +92,8 @@ def historical_features(store: FeatureStore, entity_df: pd.DataFrame, feature_se
     """Point-in-time join of ``entity_df`` (join key + event timestamp + extra columns) with a service.
 
     Feast drops entity rows older than the entity's first feature row and reorders the output;
-    callers must not assume the same length or order (they join back on key + timestamp).
+    callers must not assume the same length or order. Extra columns pass through, so callers that
+    need their own order send a row id along (``_label_row`` in training, ``_entity_row`` in scoring).
     """
     service = store.get_feature_service(feature_service)
     return store.get_historical_features(entity_df=entity_df, features=service).to_df()

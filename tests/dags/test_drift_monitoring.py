@@ -14,6 +14,7 @@ from loop_fixtures import (
     ensure_dag_in_db,
     feature_frame,
     labelled_frame,
+    lookup_fetcher,
     register_champion,
     run_dag,
     task_states,
@@ -41,12 +42,9 @@ def prepare(storage, spec, *, shock: bool):  # type: ignore[no-untyped-def]
     write_clean_features(storage, spec, DAYS, **overrides)
     champion = register_champion(spec, labelled_frame(storage, spec, DAYS[:4]))
     model = load_model(champion)
-    everything = feature_frame(storage, spec, DAYS)
-    everything[spec.entity.join_key] = everything[spec.entity.join_key].astype("int64")
+    fetch = lookup_fetcher(feature_frame(storage, spec, DAYS), spec)
     for day in DAYS[4:]:
-        score_day(
-            storage, spec, day, model=model, fetch_features=lambda e: everything, lineage=Lineage.of(champion, "t")
-        )
+        score_day(storage, spec, day, model=model, fetch_features=fetch, lineage=Lineage.of(champion, "t"))
     ensure_dag_in_db(TRAINING)
     delete_dag_runs(TRAINING)
     return champion

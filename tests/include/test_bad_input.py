@@ -231,7 +231,7 @@ def _keys_and_times(frame: pd.DataFrame, spec: Any) -> set[tuple[int, pd.Timesta
 def test_no_quarantined_row_reaches_the_online_store_a_training_set_or_a_prediction(storage, spec, ingested) -> None:  # type: ignore[no-untyped-def]
     from loop_fixtures import feature_frame, labelled_frame, train_small_model
     from mlloop.feature_store import online_features
-    from mlloop.scoring import Lineage, predictions_path, score_day
+    from mlloop.scoring import Lineage, feast_fetcher, predictions_path, score_day
     from mlloop.training_set import build_training_set, validate_training_set
 
     store, quarantined = ingested
@@ -257,7 +257,8 @@ def test_no_quarantined_row_reaches_the_online_store_a_training_set_or_a_predict
     # Predictions: exactly the day's valid rows.
     day = INGESTED[-1]
     model = train_small_model(spec, labelled_frame(storage, spec, INGESTED[:6]))
-    score_day(storage, spec, day, model=model, fetch_features=lambda e: features, lineage=Lineage("m", "1", "t"))
+    fetch = feast_fetcher(store, spec.model.feature_service)  # the real Feast point-in-time fetch
+    score_day(storage, spec, day, model=model, fetch_features=fetch, lineage=Lineage("m", "1", "t"))
     scored = storage.read_frame(predictions_path(storage, spec, day))
     bad_today = quarantined[pd.to_datetime(quarantined[ts], utc=True).dt.date == day]
     assert len(bad_today) > 0

@@ -13,6 +13,7 @@ from loop_fixtures import (
     SMALL,
     feature_frame,
     labelled_frame,
+    lookup_fetcher,
     model_input,
     register_champion,
     train_small_model,
@@ -158,11 +159,9 @@ def test_report_files_and_monitoring_run(storage, spec) -> None:  # type: ignore
     from mlloop.registry import load_model
 
     model = load_model(champion)
-    everything = feature_frame(storage, spec, days)
-    key = spec.entity.join_key
-    everything[key] = everything[key].astype("int64")
+    fetch = lookup_fetcher(feature_frame(storage, spec, days), spec)
     for d in days[-3:]:
-        score_day(storage, spec, d, model=model, fetch_features=lambda e: everything, lineage=Lineage.of(champion, "t"))
+        score_day(storage, spec, d, model=model, fetch_features=fetch, lineage=Lineage.of(champion, "t"))
     day = days[-1]
     client = mlflow_client()
 

@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loop_fixtures import SMALL, feature_frame, model_input, synthetic_features, train_small_model, write_clean_features
+from loop_fixtures import (
+    SMALL,
+    feature_frame,
+    lookup_fetcher,
+    model_input,
+    synthetic_features,
+    train_small_model,
+    write_clean_features,
+)
 from mlloop.ingestion import features_path
 from mlloop.scoring import (
     CLASS_COLUMN,
@@ -30,22 +38,6 @@ from mlloop.scoring import (
 
 DAY = dt.date(2026, 11, 5)
 LINEAGE = Lineage(model_name="credit_risk", model_version="3", airflow_run_id="scheduled__2026-11-05")
-
-
-def lookup_fetcher(features: pd.DataFrame, spec: Any, *, drop: int = 0, duplicate: bool = False) -> Any:
-    """A stand-in for Feast: the entities' rows of ``features``, shuffled (Feast reorders), optionally
-    with rows dropped or duplicated."""
-    key, ts = spec.entity.join_key, spec.raw.timestamp_column
-    table = pd.concat([features[[key, ts]], model_input(features, spec)], axis=1)  # numpy dtypes, as Feast
-    table[key] = table[key].astype("int64")
-
-    def fetch(entities: pd.DataFrame) -> pd.DataFrame:
-        found = entities.merge(table, on=[key, ts], how="inner").sample(frac=1.0, random_state=1)
-        if duplicate:
-            found = pd.concat([found, found.head(3)])
-        return found.iloc[drop:]
-
-    return fetch
 
 
 class ScoresAbove1:

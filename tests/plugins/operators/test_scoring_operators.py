@@ -72,8 +72,6 @@ def test_a_refused_commit_fails_without_retry_and_publishes_nothing(storage, spe
 
 
 def _features_from_partition(storage, spec):  # type: ignore[no-untyped-def]
-    from loop_fixtures import feature_frame
+    from loop_fixtures import feature_frame, lookup_fetcher
 
-    frame = feature_frame(storage, spec, [DAY])
-    frame[spec.entity.join_key] = frame[spec.entity.join_key].astype("int64")
-    return lambda entities: frame
+    return lookup_fetcher(feature_frame(storage, spec, [DAY]), spec)
