@@ -263,9 +263,8 @@ def _run_suite(context: Any, suite_name: str, expectations: list[Any], frame: pd
     except LookupError:
         asset = source.add_dataframe_asset(name=asset_name)
     batch_definition = asset.add_batch_definition_whole_dataframe(f"{suite_name}.whole")
-    suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite_name))
-    for expectation in expectations:
-        suite.add_expectation(expectation)
+    # The suite is stored whole: adding expectations one by one to a stored suite re-saves it each time.
+    suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     definition = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=suite_name, data=batch_definition, suite=suite)
     )
