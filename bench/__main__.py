@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="profile 'ours' of B2, B4 and B5 with pyinstrument into <out>/profiles/ (timings run a little slower)",
+        help=(
+            "profile 'ours' of B2, B4 and B5 with pyinstrument, and B8's Airflow with py-spy, into "
+            "<out>/profiles/ (timings run slower)"
+        ),
     )
     args = parser.parse_args(argv)
     if args.profile:

@@ -9,6 +9,7 @@ specs (copies of the bundled one under other names).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -29,9 +30,12 @@ PARSE = """
 import json, os, sys, time
 import airflow.sdk  # noqa: F401  (the parsing process has Airflow loaded already)
 from airflow.dag_processing.dagbag import DagBag
-path = sys.argv[-1] if False else {path!r}
+from contextlib import nullcontext
+from bench.common import profiled
+path = {path!r}
 started = time.perf_counter()
-bag = DagBag(dag_folder=path)
+with profiled({profile!r}) if {profile!r} else nullcontext():
+    bag = DagBag(dag_folder=path)
 wall = time.perf_counter() - started
 assert not bag.import_errors, bag.import_errors
 stats = {{str(s.file): s.duration.total_seconds() for s in bag.dagbag_stats}}
@@ -52,8 +56,8 @@ def _spec_folder(tmp: Path, copies: int) -> Path:
     return folder
 
 
-def _parse(path: Path, env: dict[str, str], repeats: int) -> tuple[float, dict[str, float], int]:
-    runs = [run_python(PARSE.format(path=str(path)), env=env) for _ in range(repeats)]
+def _parse(path: Path, env: dict[str, str], repeats: int, profile: str = "") -> tuple[float, dict[str, float], int]:
+    runs = [run_python(PARSE.format(path=str(path), profile=profile), env=env) for _ in range(repeats)]
     wall = statistics.median(r["wall"] for r in runs)
     files = {f: statistics.median(r["files"][f] for r in runs) for f in runs[0]["files"]}
     return wall, files, runs[0]["dags"]
@@ -78,6 +82,8 @@ def run(size: str, spec_counts: list[int], repeats: int = 3) -> list[Result]:
             per_file_by_count[count] = per_file
             folder_by_count[count], _, dags = _parse(ROOT / "dags", env, repeats)
             worst = max(per_file, key=lambda name: per_file[name])
+            if os.environ.get("MLLOOP_BENCH_PROFILE_DIR") and count == max(spec_counts):
+                _parse(ROOT / "dags" / worst, env, 1, profile=f"B1-parse-{Path(worst).stem}-{count}-use-cases")
             results.append(
                 Result(
                     "B1",

@@ -36,7 +36,8 @@ print("{{}}")
 """
 
 MEASURE = """
-import datetime as dt, json, resource, time
+import datetime as dt, gc, json, time
+from bench.common import PeakRss
 import numpy as np
 from bench.data import feature_frame
 from mlloop.drift_report import load_current_window, run_evidently
@@ -56,15 +57,15 @@ if mode == "unsampled":
     current = feature_frame(spec, np.arange(rows), day, rng)
     current["score"] = rng.random(rows)
     current["model_version"] = "1"
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
-if mode == "ours":
-    current = load_current_window(storage, spec, day).frame
-t_read = time.perf_counter() - t0
-run_evidently(reference, current, spec, champion_version="1")
-elapsed = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"seconds": elapsed, "read_seconds": t_read, "rss_growth_mb": (peak - base) / 1024,
+gc.collect()
+with PeakRss() as rss:
+    t0 = time.perf_counter()
+    if mode == "ours":
+        current = load_current_window(storage, spec, day).frame
+    t_read = time.perf_counter() - t0
+    run_evidently(reference, current, spec, champion_version="1")
+    elapsed = time.perf_counter() - t0
+print(json.dumps({{"seconds": elapsed, "read_seconds": t_read, "rss_growth_mb": rss.growth_mb,
                   "rows_compared": len(current)}}))
 """
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Result, run_python, scratch_home
+from bench.spy import spied
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -476,7 +477,8 @@ def run_airflow(today: dt.date, phase1_days: int, phase2_days: int) -> dict[str,
             loop.start_airflow()
             boot = time.perf_counter() - t0
             t0 = time.perf_counter()
-            loop.run_phases()
+            with spied("B8-loop-airflow", airflow.running_pid()):
+                loop.run_phases()
             wall = time.perf_counter() - t0
             stats = task_instance_stats(loop.api, [loop.dag_id(stage) for stage in STAGES])
         except Exception as exc:

@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,6 +130,39 @@ def preload_like_a_task() -> None:
 
     for name in DEFAULT_MODULES.split(","):
         importlib.import_module(name)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRss:
+    """Samples this process's RSS every 5 ms in a thread while a block runs.
+
+    Unlike differences of ``ru_maxrss`` (a high-water mark for the process's whole life), the peak
+    above ``before`` is the block's own: an earlier, larger transient does not hide it.
+    """
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.peak = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+    @property
+    def growth_mb(self) -> float:
+        return self.peak - self.before
 
 
 @contextmanager

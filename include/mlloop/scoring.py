@@ -6,10 +6,10 @@ A scoring run works in two steps so that it can be spread over workers:
    run's request or the spec): part ``i`` of ``N`` takes the day's entity rows (join
    key + event timestamp of the day's feature partition) whose key hashes to ``i``, streams them in
    windows of ``scoring.fetch_rows``, fetches each window's features point-in-time from Feast in
-   one query, puts them back in the window's order by a row id Feast carries through (it may drop
-   and reorders rows), scores with the
+   one query (the next window's while the current one is scored), puts them back in the window's
+   order by a row id Feast carries through (Feast may drop and reorder rows), scores with the
    pinned model chunk by chunk (``scoring.chunk_rows``) and appends each chunk to a staging part
-   file with a ``ParquetWriter``. Memory holds one window's features, not the day.
+   file with a ``ParquetWriter``. Memory holds at most two windows, not the day.
 2. **Commit** (:func:`commit_predictions`): once every part is written, validate all of them (row
    count equals the day's entity count, no missing key or score, scores in range, one model
    version) and only then publish ``predictions/<uc>/date=<day>/data.parquet`` in one move. Readers
@@ -348,7 +348,8 @@ def score_partition(
 
     Window by window (``scoring.fetch_rows`` entity rows, one Feast query each): entity rows ->
     features (``fetch_features``, Feast in production) -> back in window order; then chunk by chunk
-    (``scoring.chunk_rows``): score -> append to the part file. The part file is written under a
+    (``scoring.chunk_rows``): score -> append to the part file. The next window's features are
+    fetched while the current one is scored (:func:`prefetched`). The part file is written under a
     temporary name and moved into place when complete, so the commit never sees half a part.
     """
     import numpy as np
@@ -365,10 +366,14 @@ def score_partition(
         storage.fs.open(tmp, "wb") as handle,
         pq.ParquetWriter(handle, schema) as writer,
     ):
-        for entities in iter_entities(storage, spec, day, fetch_rows, partition, partitions):
+
+        def with_features(entities: pd.DataFrame) -> pd.DataFrame:
             entities = entities.assign(**{ENTITY_ROW: np.arange(len(entities))})
-            window = join_features(entities, fetch_features(entities), spec)
-            rows_in += len(entities)
+            return join_features(entities, fetch_features(entities), spec)
+
+        windows = iter_entities(storage, spec, day, fetch_rows, partition, partitions)
+        for window in prefetched(windows, with_features):
+            rows_in += len(window)
             for start in range(0, len(window), chunk_rows):
                 rows = window.iloc[start : start + chunk_rows]
                 table = to_table(score_frame(model, spec, rows, lineage), schema)
@@ -389,6 +394,29 @@ def score_partition(
         airflow_run_id=lineage.airflow_run_id,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def prefetched(windows: Iterator[pd.DataFrame], load: Callable[[pd.DataFrame], pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """``load(window)`` of each window, in order, the next one loading while the caller works on
+    the current one.
+
+    Scoring loads a window's features through Feast, whose point-in-time query runs in DuckDB (which
+    releases the GIL), and predicts on one thread (``compute_threads``): on two cores the query of
+    window N+1 overlaps the scoring of window N (bench B2). One load runs at a time, in one thread,
+    so Feast's connection is never used concurrently; memory holds at most two loaded windows. An
+    error in a load is raised here, when that window's turn comes.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="window-load") as pool:
+        pending: Future[pd.DataFrame] | None = None
+        for window in windows:
+            submitted = pool.submit(load, window)
+            if pending is not None:
+                yield pending.result()
+            pending = submitted
+        if pending is not None:
+            yield pending.result()
 
 
 def feast_fetcher(store: FeatureStore, feature_service: str) -> FeatureFetcher:

@@ -146,7 +146,7 @@ class ScoringSpec(_Strict):
         description=(
             "entity rows per Feast point-in-time query. Each query re-reads the feature view's TTL "
             "window, so one query per 50k-row chunk made scoring quadratic in the day's size; memory "
-            "holds one query's features"
+            "holds two queries' features (the next one is fetched while the current one is scored)"
         ),
     )
     partitions: int = Field(default=1, ge=1, le=64)
