@@ -276,10 +276,11 @@ def test_peak_memory_does_not_grow_with_the_day(storage, spec) -> None:
     """10x the rows at the same chunk size must not need more memory to speak of.
 
     The smaller day has two fetch windows, what scoring holds at most (one being scored while the
-    next one's features are fetched); a one-window day needs about half. Measured with tracemalloc (pandas/numpy buffers, Python objects, bytes read through the storage
-    filesystem; the Arrow pool is measured by bench/batch_scoring.py in a subprocess). What may grow
-    is parquet metadata (one row group per chunk) and the garbage collector's lag: a few hundred kB,
-    while holding the 10x day would take megabytes.
+    next one's features are fetched); a one-window day needs about half. Measured with tracemalloc
+    (pandas/numpy buffers, Python objects, bytes read through the storage filesystem; the Arrow
+    pool is measured by bench/batch_scoring.py in a subprocess). What may grow is parquet metadata
+    (one row group per chunk) and the garbage collector's lag: a few hundred kB, while holding the
+    10x day would take megabytes.
     """
     chunk = 2_000
     _peak_scoring_bytes(storage, spec, DAY + dt.timedelta(days=10), chunk, chunk)  # warm-up: lazy imports
