@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         action="store_true",
         help=(
-            "profile 'ours' of B2, B4 and B5 with pyinstrument, and B8's Airflow with py-spy, into "
+            "profile 'ours' of B1, B2, B4, B5 and B7 with pyinstrument, and B8's Airflow with py-spy, into "
             "<out>/profiles/ (timings run slower)"
         ),
     )

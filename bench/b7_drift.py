@@ -37,7 +37,8 @@ print("{{}}")
 
 MEASURE = """
 import datetime as dt, gc, json, time
-from bench.common import PeakRss
+from contextlib import nullcontext
+from bench.common import PeakRss, profiled
 import numpy as np
 from bench.data import feature_frame
 from mlloop.drift_report import load_current_window, run_evidently
@@ -58,7 +59,7 @@ if mode == "unsampled":
     current["score"] = rng.random(rows)
     current["model_version"] = "1"
 gc.collect()
-with PeakRss() as rss:
+with PeakRss() as rss, profiled(f"B7-drift-{{rows}}") if mode == "ours" else nullcontext():
     t0 = time.perf_counter()
     if mode == "ours":
         current = load_current_window(storage, spec, day).frame
