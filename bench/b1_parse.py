@@ -27,11 +27,12 @@ with DAG("empty_dag", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz
 """
 
 PARSE = """
-import json, os, sys, time
+import json, time
+from contextlib import nullcontext
 import airflow.sdk  # noqa: F401  (the parsing process has Airflow loaded already)
 from airflow.dag_processing.dagbag import DagBag
-from contextlib import nullcontext
-from bench.common import profiled
+if {profile!r}:  # only then: the timed parse imports nothing the DAG processor would not have
+    from bench.common import profiled
 path = {path!r}
 started = time.perf_counter()
 with profiled({profile!r}) if {profile!r} else nullcontext():
