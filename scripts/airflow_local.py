@@ -331,6 +331,8 @@ class AirflowClient:
         outlasts the busy timeout, while the scheduler holds the write lock. With several use cases'
         runs writing on a busy machine that can last minutes, so creation is retried for up to
         ``timeout`` seconds. If a failed attempt did create the backfill, the retry's 409 returns it.
+        A 409 for another, earlier backfill of the DAG is waited out too: the scheduler marks a
+        backfill complete some seconds after its last run ends, and until then refuses a new one.
         """
         body = {
             "dag_id": dag_id,
@@ -346,13 +348,14 @@ class AirflowClient:
                 return self.request("POST", "/backfills", json=body)  # type: ignore[no-any-return]
             except AirflowError as exc:
                 message = str(exc)
-                if attempt and "-> 409" in message:
+                if "-> 409" in message:
                     backfills = self.request("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
                     mine = [b for b in backfills if b["from_date"][:10] == start.isoformat() and not b["completed_at"]]
                     if mine:
                         return mine[-1]  # type: ignore[no-any-return]
                 transient = (
-                    "-> 503" in message
+                    "already a running backfill" in message
+                    or "-> 503" in message
                     or "-> timed out" in message
                     or ("-> 500" in message and "Database error" in message)
                 )
