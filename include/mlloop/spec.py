@@ -136,6 +136,13 @@ class PromotionSpec(_Strict):
     min_segment_rows: int = Field(default=50, ge=1)
     evaluation_days: int = Field(ge=1, description="the fresh window both models are scored on")
     require_approval: bool = False
+    when_champion_fails_floor: Literal["promote_better", "keep", "alert_only"] = Field(
+        default="promote_better",
+        description=(
+            "the champion misses min_primary_metric on the evaluation window: promote a challenger that beats "
+            "it even below the floor (with an alert), keep it (logged), or keep it and alert"
+        ),
+    )
 
 
 class ScoringSpec(_Strict):
