@@ -183,6 +183,28 @@ class ScheduleSpec(_Strict):
     scoring: str = "@daily"
     drift: str = "@daily"
     raw_batch_timeout_hours: float = Field(default=12.0, gt=0.0)
+    end_date: dt.date | None = Field(
+        default=None,
+        description=(
+            "the last day of a data set that ends (the per-interval DAGs' Airflow end_date): no scheduled "
+            "run is created for a later day, and a sensor asked for one skips at once"
+        ),
+    )
+    stale_after_days: int | None = Field(
+        default=7,
+        ge=1,
+        description=(
+            "a scheduled run whose day is more than this many days after the newest partition it waits "
+            "for does not wait: its sensor skips at once, saying why (history far in the past, or a feed "
+            "that stopped that long ago and has failed its runs since); null: always wait"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> ScheduleSpec:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date ({self.end_date}) is before start_date ({self.start_date})")
+        return self
 
 
 class GeneratorSpec(_Strict):

@@ -140,6 +140,19 @@ def _switch_to_r2(**gate: float):  # type: ignore[no-untyped-def]
             "5 is more than the whole span of model.primary_metric r2",
         ),
         (_switch_to_r2(max_quality_drop=1.0 + 1e-6), REGRESSION, "drift.max_quality_drop", "r2"),
+        # A data set that ends: its last day is not before its first.
+        (
+            lambda d: d["schedule"].update(start_date="2011-01-01", end_date="2010-12-31"),
+            BUNDLED,
+            "schedule",
+            "end_date (2010-12-31) is before start_date (2011-01-01)",
+        ),
+        (
+            lambda d: d["schedule"].update(stale_after_days=0),
+            BUNDLED,
+            "schedule.stale_after_days",
+            "greater than or equal to 1",
+        ),
         # The drift check's minimum rows are the spec's, and must be positive.
         (
             lambda d: d["drift"].update(min_labelled_rows=0),
