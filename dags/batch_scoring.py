@@ -15,9 +15,11 @@ from mlloop_airflow.assets import predictions_asset
 from mlloop_airflow.dag_defaults import (
     day_param,
     default_args,
+    end_date,
     interval_timetable,
     on_call_doc,
     partitions_param,
+    sensor_horizon,
     sensor_poke_seconds,
     start_date,
     tags,
@@ -72,6 +74,7 @@ for spec in load_specs():
         description=f"Score {spec.name}'s daily entities with the pinned champion into one prediction partition",
         schedule=interval_timetable(spec.schedule.scoring),
         start_date=start_date(spec),
+        end_date=end_date(spec),
         catchup=False,
         max_active_runs=4,
         default_args=default_args(spec),
@@ -101,6 +104,7 @@ for spec in load_specs():
             mode="reschedule",
             poke_interval=sensor_poke_seconds(),
             timeout=spec.schedule.raw_batch_timeout_hours * 3600,
+            **sensor_horizon(spec),
             **common,
         )
         plan_parts = PlanScoringPartsOperator(task_id="plan_parts", partitions="{{ params.partitions }}", **common)

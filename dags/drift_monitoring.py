@@ -14,8 +14,10 @@ from mlloop.spec import load_specs
 from mlloop_airflow.dag_defaults import (
     day_param,
     default_args,
+    end_date,
     interval_timetable,
     on_call_doc,
+    sensor_horizon,
     sensor_poke_seconds,
     start_date,
     tags,
@@ -65,6 +67,7 @@ for spec in load_specs():
         description=f"Compare {spec.name}'s recent scoring with the champion's training data; retrain on drift",
         schedule=interval_timetable(spec.schedule.drift),
         start_date=start_date(spec),
+        end_date=end_date(spec),
         catchup=False,
         max_active_runs=1,
         default_args=default_args(spec),
@@ -104,6 +107,7 @@ for spec in load_specs():
             mode="reschedule",
             poke_interval=sensor_poke_seconds(),
             timeout=spec.schedule.raw_batch_timeout_hours * 3600,
+            **sensor_horizon(spec),
             **common,
         )
         compute_drift = DriftReportOperator(task_id="compute_drift", champion=resolve_champion.output, **common)

@@ -15,8 +15,10 @@ from mlloop_airflow.assets import features_asset
 from mlloop_airflow.dag_defaults import (
     day_param,
     default_args,
+    end_date,
     interval_timetable,
     on_call_doc,
+    sensor_horizon,
     sensor_poke_seconds,
     start_date,
     tags,
@@ -57,6 +59,7 @@ for spec in load_specs():
         description=f"Validate {spec.name}'s daily raw batch and load its features into Feast",
         schedule=interval_timetable(spec.schedule.ingestion),
         start_date=start_date(spec),
+        end_date=end_date(spec),
         catchup=False,
         max_active_runs=4,
         default_args=default_args(spec),
@@ -83,6 +86,7 @@ for spec in load_specs():
             mode="reschedule",
             poke_interval=sensor_poke_seconds(),
             timeout=spec.schedule.raw_batch_timeout_hours * 3600,
+            **sensor_horizon(spec),
             **common,
         )
         validate_observations = ValidateBatchOperator(task_id="validate_observations", dataset="observations", **common)

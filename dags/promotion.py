@@ -41,6 +41,9 @@ DOC = """
    - vs champion: no more than {max_reg} worse;
    - segments of `{segment}`: no slice with >= {min_rows} rows more than {max_seg} worse.
    With no champion, the floor alone decides.
+   The champion is held to the floor too: if it misses it, the table ends with an `ALERT` line, the
+   log has a WARNING and the alert goes to the failure webhook (unless the spec says `keep`); with
+   `when_champion_fails_floor: {when_fails}`{when_fails_note}.
 {approval}{decided}. Passed: `promote_challenger` points `champion` at the challenger, the old champion becomes
    `previous-champion`, the version is tagged `promotion.decision=promoted`. It runs in pool
    `{pool}` (one slot, shared with rollback), so no two alias moves interleave. If the champion
@@ -113,6 +116,12 @@ for spec in load_specs():
             pool=CHAMPION_POOL,
             approval=APPROVAL_DOC.format(hours=int(APPROVAL_TIMEOUT.total_seconds() // 3600)) if approval else "",
             decided=3 if approval else 2,
+            when_fails=spec.promotion.when_champion_fails_floor,
+            when_fails_note=(
+                ", a challenger that strictly beats it (and passes the segment gate) is promoted even below the floor"
+                if spec.promotion.when_champion_fails_floor == "promote_better"
+                else ", it stays until a challenger reaches the floor"
+            ),
         )
         + on_call_doc(
             "`evaluate_challenger` logs the gate table: every gate with both models' numbers, the limit, the "

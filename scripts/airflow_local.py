@@ -33,6 +33,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL_RUN_STATES = {"success", "failed"}
 LOCKED_DB_ATTEMPTS = 60
+# Airflow caps every list page at `[api] maximum_page_limit` (100 by default) and silently ignores a
+# larger `limit`: every list call pages (AirflowClient.list_all) instead of asking for more.
+PAGE_LIMIT = 100
 
 
 def mlloop_home() -> Path:
@@ -282,6 +285,34 @@ class AirflowClient:
             return resp.json() if resp.content else None
         raise AirflowError(f"{method} {path}: not authorized")
 
+    def list_all(
+        self, path: str, key: str, params: dict[str, Any] | None = None, identity: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """Every item of a REST list (``key`` of each page), page by page with ``offset`` until
+        ``total_entries``.
+
+        Items keep the server's order (pass ``order_by`` in ``params`` where the order matters). An item
+        that appears again on a later page (a row inserted before the offset while paging, e.g. a
+        backfill's earlier run) is kept once when ``identity`` names the fields that identify it.
+        """
+        items: list[dict[str, Any]] = []
+        seen: set[tuple[Any, ...]] = set()
+        offset = 0
+        while True:
+            page = self.request("GET", path, params={**(params or {}), "limit": PAGE_LIMIT, "offset": offset})
+            batch = page[key]
+            offset += len(batch)
+            for item in batch:
+                if identity:
+                    ident = tuple(item.get(field) for field in identity)
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                items.append(item)
+            total = page.get("total_entries")
+            if not batch or (total is not None and offset >= total):
+                return items
+
     # pools
     def ensure_pools(self) -> None:
         """Create (or resize) the pools the DAGs need (mlloop_airflow.pools): a task in a missing
@@ -299,7 +330,7 @@ class AirflowClient:
 
     # dags
     def dag_ids(self) -> list[str]:
-        return [d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 500})["dags"]]
+        return [d["dag_id"] for d in self.list_all("/dags", "dags", {"order_by": "dag_id"})]
 
     def wait_for_dags(self, dag_ids: Iterable[str], timeout: float = 180) -> None:
         wanted = set(dag_ids)
@@ -309,8 +340,11 @@ class AirflowClient:
             if not missing:
                 return
             time.sleep(2)
-        errors = self.request("GET", "/importErrors")
+        errors = self.import_errors()
         raise AirflowError(f"DAGs not parsed within {timeout:.0f}s: {sorted(missing)}; import errors: {errors}")
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self.list_all("/importErrors", "import_errors", {"order_by": "id"}, identity=("import_error_id",))
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
@@ -349,8 +383,11 @@ class AirflowClient:
             except AirflowError as exc:
                 message = str(exc)
                 if "-> 409" in message:
-                    backfills = self.request("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
-                    mine = [b for b in backfills if b["from_date"][:10] == start.isoformat() and not b["completed_at"]]
+                    mine = [
+                        b
+                        for b in self.backfills(dag_id)
+                        if b["from_date"][:10] == start.isoformat() and not b["completed_at"]
+                    ]
                     if mine:
                         return mine[-1]  # type: ignore[no-any-return]
                 transient = (
@@ -364,18 +401,26 @@ class AirflowClient:
                 attempt += 1
                 time.sleep(min(2 + attempt, 10))
 
+    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's backfills, oldest first."""
+        return self.list_all("/backfills", "backfills", {"dag_id": dag_id, "order_by": "id"}, identity=("id",))
+
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 500, "order_by": "run_after"})[
-            "dag_runs"
-        ]
+        """Every run of the DAG, in ``run_after`` order (oldest first)."""
+        return self.list_all(
+            f"/dags/{dag_id}/dagRuns", "dag_runs", {"order_by": ["run_after", "id"]}, identity=("dag_run_id",)
+        )
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")  # type: ignore[no-any-return]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})[
-            "task_instances"
-        ]
+        return self.list_all(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+            "task_instances",
+            {"order_by": ["id"]},
+            identity=("task_id", "map_index"),
+        )
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
         """One try's log as text: each structured line's event, then its other fields as key=value.

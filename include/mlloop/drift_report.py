@@ -46,10 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MIN_LABELLED_ROWS = 100
-"""Fewer labelled predictions than this give a metric too noisy to act on; it is reported, not used."""
-MIN_PREDICTION_ROWS = 50
-"""Fewer rows scored by the champion than this in the window: prediction drift is not measured."""
 RUN_KIND_TAG = "run_kind"
 MONITORING = "monitoring"
 
@@ -192,7 +188,8 @@ def prediction_pair(
     if PREDICTION_COLUMN not in reference.columns:
         return None
     mine = current[current[MODEL_VERSION_COLUMN].astype(str) == str(version)]
-    if len(mine) < MIN_PREDICTION_ROWS:
+    # Fewer rows scored by the champion in the window (drift.min_prediction_rows): not measured.
+    if len(mine) < spec.drift.min_prediction_rows:
         return None
     ref = reference[PREDICTION_COLUMN]
     classes = spec.model.task == "classification" and CLASS_COLUMN in mine.columns and _looks_like_classes(ref)
@@ -366,9 +363,13 @@ def check_quality(
     metric = spec.model.primary_metric
     mine = labelled[labelled[MODEL_VERSION_COLUMN].astype(str) == str(champion_version)]
     rows = len(mine)
-    if rows < MIN_LABELLED_ROWS:
+    # Fewer labelled predictions give a metric too noisy to act on: reported, not used.
+    if rows < spec.drift.min_labelled_rows:
         others = len(labelled) - rows
-        note = f"{rows} labelled prediction(s) of v{champion_version} (< {MIN_LABELLED_ROWS})"
+        note = (
+            f"{rows} labelled prediction(s) of v{champion_version} "
+            f"(< drift.min_labelled_rows {spec.drift.min_labelled_rows})"
+        )
         if others:
             note += f"; {others} more belong to earlier versions"
         return QualityCheck(metric, None, reference_value, rows, note)

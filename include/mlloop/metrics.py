@@ -32,6 +32,11 @@ class Metric:
     higher_is_better: bool
     compute: Callable[[np.ndarray, np.ndarray], float]
     description: str
+    lowest: float = -math.inf
+    highest: float = math.inf
+    scale: float | None = None
+    """The span between a useless and a perfect model, where one exists (1 for AUC or r2; none for
+    rmse, whose values are in the label's units): no regression tolerance can exceed it."""
 
     def better_by(self, challenger: float, reference: float) -> float:
         """How much better ``challenger`` is than ``reference`` (negative: worse), direction-aware."""
@@ -102,15 +107,29 @@ def _r2(y_true: np.ndarray, scores: np.ndarray) -> float:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("roc_auc", CLASSIFICATION, True, _roc_auc, "area under the ROC curve"),
-        Metric("average_precision", CLASSIFICATION, True, _average_precision, "area under the precision-recall curve"),
-        Metric("log_loss", CLASSIFICATION, False, _log_loss, "cross-entropy of the predicted probabilities"),
-        Metric("brier", CLASSIFICATION, False, _brier, "mean squared error of the predicted probabilities"),
-        Metric("accuracy", CLASSIFICATION, True, _accuracy, "share of correct predictions at threshold 0.5"),
-        Metric("f1", CLASSIFICATION, True, _f1, "F1 of the positive class at threshold 0.5"),
-        Metric("rmse", REGRESSION, False, _rmse, "root mean squared error"),
-        Metric("mae", REGRESSION, False, _mae, "mean absolute error"),
-        Metric("r2", REGRESSION, True, _r2, "coefficient of determination"),
+        Metric("roc_auc", CLASSIFICATION, True, _roc_auc, "area under the ROC curve", 0.0, 1.0, 1.0),
+        Metric(
+            "average_precision",
+            CLASSIFICATION,
+            True,
+            _average_precision,
+            "area under the precision-recall curve",
+            0.0,
+            1.0,
+            1.0,
+        ),
+        Metric("log_loss", CLASSIFICATION, False, _log_loss, "cross-entropy of the predicted probabilities", 0.0),
+        Metric(
+            "brier", CLASSIFICATION, False, _brier, "mean squared error of the predicted probabilities", 0.0, 1.0, 1.0
+        ),
+        Metric(
+            "accuracy", CLASSIFICATION, True, _accuracy, "share of correct predictions at threshold 0.5", 0.0, 1.0, 1.0
+        ),
+        Metric("f1", CLASSIFICATION, True, _f1, "F1 of the positive class at threshold 0.5", 0.0, 1.0, 1.0),
+        Metric("rmse", REGRESSION, False, _rmse, "root mean squared error", 0.0),
+        Metric("mae", REGRESSION, False, _mae, "mean absolute error", 0.0),
+        # Unbounded below (a model worse than the mean), but 0 (the mean) to 1 (perfect) is the useful span.
+        Metric("r2", REGRESSION, True, _r2, "coefficient of determination", -math.inf, 1.0, 1.0),
     )
 }
 

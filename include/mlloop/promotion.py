@@ -14,6 +14,17 @@ The gates, from the spec's ``promotion`` section:
 
 With no champion the floor alone decides. Limits are inclusive: a challenger exactly
 ``max_regression`` worse passes.
+
+The floor protects what serves, so the champion is held to it too, on the same window. A champion
+below the floor is always reported (a ``champion floor`` line with status ``alert``, and
+:attr:`GateDecision.alerts`); what happens then is ``promotion.when_champion_fails_floor``:
+
+* ``promote_better`` (default): a challenger below the floor as well may still replace it, if it
+  *beats* it (strictly better on the primary metric, no tolerance) and passes the segment gate: a
+  better model that is still not good enough is better than the worse one that serves now;
+* ``keep`` / ``alert_only``: the challenger must reach the floor as before, so the champion stays.
+  Both report the champion's failure; ``alert_only`` also sends the alert (the operator's job), ``keep``
+  only writes it in the table and the log.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlloop.metrics import get_metric
@@ -32,6 +43,9 @@ if TYPE_CHECKING:
 PASS = "pass"
 FAIL = "fail"
 NOT_GATED = "not gated"
+ALERT = "alert"  # a finding that does not gate the challenger: the champion itself fails the floor
+PROMOTE_BETTER, KEEP, ALERT_ONLY = "promote_better", "keep", "alert_only"
+WHEN_CHAMPION_FAILS_FLOOR = (PROMOTE_BETTER, KEEP, ALERT_ONLY)
 # Metrics are averages of floats: without this, "exactly max_regression worse" fails by 1e-17.
 TOLERANCE = 1e-9
 
@@ -44,6 +58,14 @@ class GatePolicy:
     max_segment_regression: float
     min_segment_rows: int
     segment_column: str | None = None
+    when_champion_fails_floor: str = PROMOTE_BETTER
+
+    def __post_init__(self) -> None:
+        if self.when_champion_fails_floor not in WHEN_CHAMPION_FAILS_FLOOR:
+            raise ValueError(
+                f"when_champion_fails_floor must be one of {list(WHEN_CHAMPION_FAILS_FLOOR)}, "
+                f"got {self.when_champion_fails_floor!r}"
+            )
 
     @classmethod
     def from_spec(cls, spec: UseCaseSpec) -> GatePolicy:
@@ -55,6 +77,7 @@ class GatePolicy:
             max_segment_regression=p.max_segment_regression,
             min_segment_rows=p.min_segment_rows,
             segment_column=p.segment_column,
+            when_champion_fails_floor=p.when_champion_fails_floor,
         )
 
     @property
@@ -111,6 +134,11 @@ class GateDecision:
         """Why the challenger failed, one sentence per failed gate (empty if it passed)."""
         return [c.note for c in self.checks if c.status == FAIL]
 
+    @property
+    def alerts(self) -> list[str]:
+        """What a person must hear whatever the outcome: today, that the champion fails the floor."""
+        return [c.note for c in self.checks if c.status == ALERT]
+
     def table(self, title: str = "") -> str:
         """The whole decision on one screen: every gate with both models' numbers."""
         direction = "higher" if self.higher_is_better else "lower"
@@ -127,6 +155,7 @@ class GateDecision:
             )
         verdict = "PASSED: promote" if self.passed else "FAILED: keep the champion; " + "; ".join(self.reasons)
         lines.append(f"decision: {verdict}")
+        lines += [f"ALERT: {alert}" for alert in self.alerts]
         return "\n".join(lines)
 
     def tags(self) -> dict[str, str]:
@@ -149,10 +178,12 @@ class GateDecision:
             tags[f"gate.{_slug(check.name)}"] = "; ".join(parts)
         if self.reasons:
             tags["gate.reasons"] = "; ".join(self.reasons)[:4900]
+        if self.alerts:
+            tags["gate.alerts"] = "; ".join(self.alerts)[:4900]
         return tags
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "reasons": self.reasons}
+        return {**asdict(self), "reasons": self.reasons, "alerts": self.alerts}
 
 
 def _num(value: float | int | None, fmt: str = ".4f") -> str:
@@ -175,9 +206,27 @@ def _defined(value: float | None) -> bool:
 def decide(policy: GatePolicy, challenger: Scorecard, champion: Scorecard | None) -> GateDecision:
     """Apply the gate policy to two scorecards computed on the same rows."""
     metric = get_metric(policy.primary_metric)
-    checks = [_floor(policy, challenger)]
+    floor = _floor(policy, challenger)
+    checks = [floor]
+    must_beat = False
     if champion is not None:
-        checks.append(_versus(policy, challenger, champion))
+        champion_floor = _champion_floor(policy, champion)
+        checks.append(champion_floor)
+        if (
+            floor.status == FAIL
+            and champion_floor.status == ALERT
+            and policy.when_champion_fails_floor == PROMOTE_BETTER
+        ):
+            # Both miss the floor: the comparison decides, and only a strictly better model replaces the champion.
+            must_beat = _defined(challenger.primary)
+            if must_beat:
+                checks[0] = replace(
+                    floor,
+                    status=NOT_GATED,
+                    note=f"below the floor, as the champion is: it must beat champion v{champion.version} instead "
+                    f"(promotion.when_champion_fails_floor={PROMOTE_BETTER})",
+                )
+        checks.append(_versus(policy, challenger, champion, must_beat=must_beat))
     checks += _segments(policy, challenger, champion)
     return GateDecision(
         passed=all(c.status != FAIL for c in checks),
@@ -189,15 +238,51 @@ def decide(policy: GatePolicy, challenger: Scorecard, champion: Scorecard | None
     )
 
 
+def _floor_limit(policy: GatePolicy) -> str:
+    floor = policy.min_primary_metric
+    return f">= {floor:.4f}" if policy.higher_is_better else f"<= {floor:.4f}"
+
+
+def _misses_floor(policy: GatePolicy, value: float) -> bool:
+    floor = policy.min_primary_metric
+    margin = value - floor if policy.higher_is_better else floor - value
+    return margin < -TOLERANCE
+
+
+def _champion_floor(policy: GatePolicy, champion: Scorecard) -> GateCheck:
+    """The champion held to the same floor on the same rows: a finding (alert), never a gate."""
+    value, limit = champion.primary, _floor_limit(policy)
+    if not _defined(value) or not _misses_floor(policy, value):
+        status = PASS if _defined(value) else NOT_GATED
+        note = "" if _defined(value) else f"{policy.primary_metric} undefined"
+        return GateCheck("champion floor", status, None, value, limit=limit, rows=champion.rows, note=note)
+    action = {
+        PROMOTE_BETTER: "a challenger that beats it replaces it even below the floor",
+        KEEP: "it is kept until a challenger reaches the floor",
+        ALERT_ONLY: "it is kept until a challenger reaches the floor",
+    }[policy.when_champion_fails_floor]
+    return GateCheck(
+        "champion floor",
+        ALERT,
+        None,
+        value,
+        limit=limit,
+        rows=champion.rows,
+        note=(
+            f"champion v{champion.version} itself fails the floor: {policy.primary_metric} {value:.4f} on this "
+            f"window does not reach {limit} (promotion.min_primary_metric); {action} "
+            f"(promotion.when_champion_fails_floor={policy.when_champion_fails_floor})"
+        ),
+    )
+
+
 def _floor(policy: GatePolicy, challenger: Scorecard) -> GateCheck:
-    value, floor = challenger.primary, policy.min_primary_metric
-    limit = f">= {floor:.4f}" if policy.higher_is_better else f"<= {floor:.4f}"
+    value, limit = challenger.primary, _floor_limit(policy)
     if not _defined(value):
         return GateCheck(
             "floor", FAIL, value, limit=limit, rows=challenger.rows, note=f"{policy.primary_metric} undefined"
         )
-    margin = value - floor if policy.higher_is_better else floor - value
-    if margin >= -TOLERANCE:
+    if not _misses_floor(policy, value):
         return GateCheck("floor", PASS, value, limit=limit, rows=challenger.rows)
     return GateCheck(
         "floor",
@@ -216,11 +301,12 @@ def _fresher(challenger: Scorecard, champion: Scorecard) -> bool:
     return challenger.trained_until > champion.trained_until
 
 
-def _versus(policy: GatePolicy, challenger: Scorecard, champion: Scorecard) -> GateCheck:
+def _versus(policy: GatePolicy, challenger: Scorecard, champion: Scorecard, must_beat: bool = False) -> GateCheck:
+    """``must_beat``: both models miss the floor, so the challenger must be strictly better (no tolerance)."""
     metric = get_metric(policy.primary_metric)
     fresher = _fresher(challenger, champion)
-    allowed = policy.max_regression if fresher else 0.0
-    limit = f">= {-allowed:+.4f}"
+    allowed = policy.max_regression if fresher and not must_beat else 0.0
+    limit = "> +0.0000" if must_beat else f">= {-allowed:+.4f}"
     if not (_defined(challenger.primary) and _defined(champion.primary)):
         return GateCheck(
             "vs champion",
@@ -232,6 +318,23 @@ def _versus(policy: GatePolicy, challenger: Scorecard, champion: Scorecard) -> G
             note=f"{policy.primary_metric} undefined, the models cannot be compared",
         )
     delta = metric.better_by(challenger.primary, champion.primary)
+    if must_beat:
+        if delta > TOLERANCE:
+            return GateCheck("vs champion", PASS, challenger.primary, champion.primary, delta, limit, challenger.rows)
+        return GateCheck(
+            "vs champion",
+            FAIL,
+            challenger.primary,
+            champion.primary,
+            delta,
+            limit,
+            challenger.rows,
+            note=(
+                f"{policy.primary_metric} {challenger.primary:.4f} misses the floor {_floor_limit(policy)} and does "
+                f"not beat champion v{champion.version}'s {champion.primary:.4f}, which misses it too "
+                "(promotion.min_primary_metric, promotion.when_champion_fails_floor)"
+            ),
+        )
     if delta >= -allowed - TOLERANCE:
         return GateCheck("vs champion", PASS, challenger.primary, champion.primary, delta, limit, challenger.rows)
     tolerance = (

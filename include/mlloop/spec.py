@@ -136,6 +136,13 @@ class PromotionSpec(_Strict):
     min_segment_rows: int = Field(default=50, ge=1)
     evaluation_days: int = Field(ge=1, description="the fresh window both models are scored on")
     require_approval: bool = False
+    when_champion_fails_floor: Literal["promote_better", "keep", "alert_only"] = Field(
+        default="promote_better",
+        description=(
+            "the champion misses min_primary_metric on the evaluation window: promote a challenger that beats "
+            "it even below the floor (with an alert), keep it (logged), or keep it and alert"
+        ),
+    )
 
 
 class ScoringSpec(_Strict):
@@ -162,6 +169,12 @@ class DriftSpec(_Strict):
     key_features: list[str] = Field(default_factory=list)
     max_quality_drop: float = Field(default=0.05, ge=0.0)
     cooldown_hours: float = Field(default=24.0, ge=0.0)
+    min_labelled_rows: int = Field(
+        default=100, ge=1, description="fewer labelled predictions in the window: quality is reported, not judged"
+    )
+    min_prediction_rows: int = Field(
+        default=50, ge=1, description="fewer rows scored by the champion in the window: prediction drift not measured"
+    )
 
 
 class ScheduleSpec(_Strict):
@@ -170,6 +183,28 @@ class ScheduleSpec(_Strict):
     scoring: str = "@daily"
     drift: str = "@daily"
     raw_batch_timeout_hours: float = Field(default=12.0, gt=0.0)
+    end_date: dt.date | None = Field(
+        default=None,
+        description=(
+            "the last day of a data set that ends (the per-interval DAGs' Airflow end_date): no scheduled "
+            "run is created for a later day, and a sensor asked for one skips at once"
+        ),
+    )
+    stale_after_days: int | None = Field(
+        default=7,
+        ge=1,
+        description=(
+            "a scheduled run whose day is more than this many days after the newest partition it waits "
+            "for does not wait: its sensor skips at once, saying why (history far in the past, or a feed "
+            "that stopped that long ago and has failed its runs since); null: always wait"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> ScheduleSpec:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date ({self.end_date}) is before start_date ({self.start_date})")
+        return self
 
 
 class GeneratorSpec(_Strict):
@@ -202,6 +237,7 @@ class UseCaseSpec(_Strict):
         for col in self.raw.unique:
             if col not in raw_cols:
                 raise FieldError("raw.unique", f"names unknown column '{col}'")
+        self._join_key_is_no_feature()
         available = raw_cols | set(self.features.derived)
         for col in self.features.columns:
             if col not in available:
@@ -230,7 +266,57 @@ class UseCaseSpec(_Strict):
                 raise FieldError("drift.key_features", f"'{col}' is not a model feature")
         if self.model.task == "classification" and self.labels.dtype != "int64":
             raise FieldError("labels.dtype", "classification labels must be int64 (0/1)")
+        self._thresholds_fit_the_metric()
         return self
+
+    def _join_key_is_no_feature(self) -> None:
+        """Feast serves features *by* the join key and never returns it as one: a model feature (or a
+        feature column) named like it fails only when a training set is built, so refuse it here."""
+        key = self.entity.join_key
+        why = (
+            f"'{key}' is the entity's join key (entity.join_key): Feast looks features up by it and does not "
+            "serve it as a feature"
+        )
+        for kind in ("numeric_features", "categorical_features"):
+            if key in getattr(self.model, kind):
+                raise FieldError(f"model.{kind}", f"{why}; remove it, or derive a feature from it in features.derived")
+        if key in self.features.columns:
+            raise FieldError(f"features.columns.{key}", f"{why}; remove it (it is in every feature row anyway)")
+
+    def _thresholds_fit_the_metric(self) -> None:
+        """Gate and drift thresholds are in the primary metric's units: a floor outside the metric's
+        range, or a tolerance wider than its whole useful span, is a threshold meant for another metric
+        (e.g. ``max_regression: 5.0`` kept from rmse after switching to r2)."""
+        from mlloop.metrics import get_metric
+
+        name = self.model.primary_metric
+        metric = get_metric(name)
+        floor = self.promotion.min_primary_metric
+        if not metric.lowest <= floor <= metric.highest:
+            bounds = (
+                f">= {metric.lowest:g}"
+                if metric.highest == float("inf")
+                else f"<= {metric.highest:g}"
+                if metric.lowest == float("-inf")
+                else f"between {metric.lowest:g} and {metric.highest:g}"
+            )
+            raise FieldError(
+                "promotion.min_primary_metric",
+                f"{floor:g} is outside the range of model.primary_metric {name} (its values are {bounds})",
+            )
+        if metric.scale is None:
+            return
+        for field, value in (
+            ("promotion.max_regression", self.promotion.max_regression),
+            ("promotion.max_segment_regression", self.promotion.max_segment_regression),
+            ("drift.max_quality_drop", self.drift.max_quality_drop),
+        ):
+            if value > metric.scale:
+                raise FieldError(
+                    field,
+                    f"{value:g} is more than the whole span of model.primary_metric {name} ({metric.scale:g}): it is "
+                    f"in {name}'s units, so a value meant for another metric (e.g. rmse) lets every model through",
+                )
 
     # Names derived from the spec, in one place so DAGs, operators and tests agree.
     @property

@@ -98,3 +98,21 @@ def tags(spec: UseCaseSpec, stage: str) -> list[str]:
 
 def start_date(spec: UseCaseSpec) -> dt.datetime:
     return dt.datetime.combine(spec.schedule.start_date, dt.time(), tzinfo=dt.UTC)
+
+
+def end_date(spec: UseCaseSpec) -> dt.datetime | None:
+    """The DAG's ``end_date`` from ``schedule.end_date``, the last day of a data set that ends.
+
+    Airflow's scheduler creates no run whose data interval starts after it, so unpausing never asks
+    for a day that cannot come. (A backfill asked past it is not cut by Airflow; its sensors skip those
+    days at once: ``sensor_horizon``.)
+    """
+    last = spec.schedule.end_date
+    return dt.datetime.combine(last, dt.time(), tzinfo=dt.UTC) if last else None
+
+
+def sensor_horizon(spec: UseCaseSpec) -> dict[str, Any]:
+    """What a per-interval DAG's partition sensor needs to know that there is nothing to wait for:
+    the data set's last day and how stale its newest partition may be (``PartitionSensor``)."""
+    last = spec.schedule.end_date
+    return {"last_day": last.isoformat() if last else None, "stale_after_days": spec.schedule.stale_after_days}

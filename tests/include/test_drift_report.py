@@ -96,6 +96,15 @@ def test_prediction_drift_only_counts_the_champions_rows(spec, scenario) -> None
     assert result.prediction is not None and not result.prediction.drifted
 
 
+def test_prediction_drift_needs_the_spec_s_minimum_of_champion_rows(spec, scenario) -> None:  # type: ignore[no-untyped-def]
+    reference, calm, _ = scenario
+    few = calm.head(30)
+    assert spec.drift.min_prediction_rows == 50
+    assert run_evidently(reference, few, spec, champion_version="1").prediction is None
+    small = spec.model_copy(update={"drift": spec.drift.model_copy(update={"min_prediction_rows": 24})})
+    assert run_evidently(reference, few, small, champion_version="1").prediction is not None
+
+
 def test_hard_class_reference_is_compared_with_predicted_classes(spec, scenario) -> None:  # type: ignore[no-untyped-def]
     reference, calm, _ = scenario
     classes = reference.assign(**{PREDICTION_COLUMN: (reference[PREDICTION_COLUMN] >= 0.5).astype("int64")})
@@ -147,8 +156,13 @@ def test_quality_uses_labels_that_arrived_in_the_window(storage, spec) -> None: 
     assert quality.current is not None and 0.5 < quality.current < 1.0
     assert quality.drop == pytest.approx(0.9 - quality.current)
 
-    too_few = check_quality(labelled.head(20), spec, "1", reference_value=0.9)
-    assert too_few.current is None and "< 100" in too_few.note
+    mine = labelled[labelled["model_version"] == "1"]
+    few = pd.concat([mine[mine[spec.labels.column] == c].head(12) for c in (0, 1)])  # 24 rows, both classes
+    too_few = check_quality(few, spec, "1", reference_value=0.9)
+    assert too_few.current is None and "24 labelled prediction(s) of v1 (< drift.min_labelled_rows 100)" in too_few.note
+    # A use case with 24 rows a day sets its own minimum (drift.min_labelled_rows) and is measured.
+    daily = spec.model_copy(update={"drift": spec.drift.model_copy(update={"min_labelled_rows": 24})})
+    assert check_quality(few, daily, "1", reference_value=0.9).current is not None
     assert labelled_predictions(storage, spec, dt.date(2026, 10, 1)).empty
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 
 import pytest
 
-from mlloop.promotion import FAIL, NOT_GATED, PASS, GatePolicy, Scorecard, SegmentScore, decide
+from mlloop.promotion import ALERT, FAIL, NOT_GATED, PASS, GatePolicy, Scorecard, SegmentScore, decide
 
 AUC = GatePolicy(
     primary_metric="roc_auc",
@@ -24,6 +25,11 @@ RMSE = GatePolicy(
     max_segment_regression=1.0,
     min_segment_rows=80,
     segment_column="region",
+)
+AUC_KEEP = replace(AUC, when_champion_fails_floor="keep")
+# The issue's numbers: an RMSE ceiling of 50, the champion at 60.7 on the fresh window, the challenger at 53.2.
+CEILING_50 = GatePolicy(
+    primary_metric="rmse", min_primary_metric=50.0, max_regression=5.0, max_segment_regression=10.0, min_segment_rows=50
 )
 
 
@@ -87,7 +93,30 @@ CASES = [
     ),
     ("no champion, above the floor", AUC, card("1", 0.72, SEGMENTS), None, True, []),
     ("no champion, below the floor", AUC, card("1", 0.69, SEGMENTS), None, False, ["floor"]),
-    ("better than champion but below the floor", AUC, card("2", 0.69), card("1", 0.60), False, ["floor"]),
+    # The champion itself misses the floor: by default a challenger that beats it replaces it.
+    ("both below the floor, challenger better", AUC, card("2", 0.69), card("1", 0.60), True, []),
+    ("both below the floor, challenger worse", AUC, card("2", 0.59), card("1", 0.60), False, ["vs champion"]),
+    # ... but with no tolerance: within max_regression of a failing champion is not better than it.
+    (
+        "both below the floor, fresher but worse",
+        AUC,
+        card("2", 0.595, None, MAR_12),
+        card("1", 0.60, None, MAR_10),
+        False,
+        ["vs champion"],
+    ),
+    ("both below the floor, equal", AUC, card("2", 0.60), card("1", 0.60), False, ["vs champion"]),
+    (
+        "both below the floor, better but worse on a slice",
+        AUC,
+        card("2", 0.65, {"salaried": (600, 0.66), "self_employed": (300, 0.50)}),
+        card("1", 0.60, {"salaried": (600, 0.60), "self_employed": (300, 0.60)}),
+        False,
+        ["segment employment_type=self_employed"],
+    ),
+    ("keep: better than champion but below the floor", AUC_KEEP, card("2", 0.69), card("1", 0.60), False, ["floor"]),
+    ("issue 13: rmse 53.2 vs a champion at 60.7, ceiling 50", CEILING_50, card("2", 53.2), card("1", 60.7), True, []),
+    ("issue 13, next week: rmse 97.3 vs 68.9", CEILING_50, card("3", 97.3), card("2", 68.9), False, ["vs champion"]),
     ("undefined metric", AUC, card("2", math.nan), card("1", 0.78), False, ["floor", "vs champion"]),
     ("lower is better: better", RMSE, card("2", 10.0), card("1", 10.4), True, []),
     ("lower is better: worse within tolerance", RMSE, card("2", 10.8), card("1", 10.4), True, []),
@@ -157,3 +186,35 @@ def test_the_tolerance_is_refused_to_a_model_that_is_not_fresher_and_says_why() 
     decision = decide(AUC, card("2", 0.775, None, MAR_10), card("1", 0.78, None, MAR_10))
     (reason,) = decision.reasons
     assert "no tolerance: it was trained on data up to 2026-03-10, not newer than the champion's 2026-03-10" in reason
+
+
+@pytest.mark.parametrize("mode", ["promote_better", "keep", "alert_only"])
+def test_a_champion_below_the_floor_is_always_reported(mode: str) -> None:
+    policy = replace(CEILING_50, when_champion_fails_floor=mode)
+    decision = decide(policy, card("2", 53.2), card("1", 60.7))
+    assert decision.passed is (mode == "promote_better")
+    checks = {c.name: c for c in decision.checks}
+    assert checks["champion floor"].status == ALERT and checks["champion floor"].champion == 60.7
+    (alert,) = decision.alerts
+    assert "champion v1 itself fails the floor: rmse 60.7000 on this window does not reach <= 50.0000" in alert
+    assert f"when_champion_fails_floor={mode}" in alert
+    assert f"ALERT: {alert}" in decision.table()
+    assert decision.tags()["gate.alerts"] == alert
+    assert decision.as_dict()["alerts"] == [alert]
+    if mode == "promote_better":
+        assert checks["floor"].status == NOT_GATED and "it must beat champion v1 instead" in checks["floor"].note
+        assert decision.table().splitlines()[-2] == "decision: PASSED: promote"
+    else:
+        assert checks["floor"].status == FAIL and decision.reasons == [checks["floor"].note]
+
+
+def test_a_champion_above_the_floor_raises_no_alert() -> None:
+    decision = decide(CEILING_50, card("2", 45.0), card("1", 48.0))
+    assert decision.passed and decision.alerts == []
+    assert {c.name: c.status for c in decision.checks}["champion floor"] == PASS
+    assert "gate.alerts" not in decision.tags()
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="when_champion_fails_floor must be one of"):
+        replace(CEILING_50, when_champion_fails_floor="promote")

@@ -10,12 +10,13 @@ import yaml
 from mlloop.spec import SpecError, load_spec, load_specs
 
 BUNDLED = Path(__file__).resolve().parents[2] / "include" / "use_cases" / "credit_risk.yaml"
+REGRESSION = BUNDLED.parent / "energy_demand.yaml"
 
 
-def write_variant(tmp_path: Path, edit) -> Path:  # type: ignore[no-untyped-def]
-    data = yaml.safe_load(BUNDLED.read_text())
+def write_variant(tmp_path: Path, edit, source: Path = BUNDLED) -> Path:  # type: ignore[no-untyped-def]
+    data = yaml.safe_load(source.read_text())
     edit(data)
-    path = tmp_path / "credit_risk.yaml"
+    path = tmp_path / source.name
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -68,3 +69,132 @@ def test_unimportable_estimator_is_reported(tmp_path: Path) -> None:
     spec = load_spec(write_variant(tmp_path, lambda d: d["model"].update(estimator="sklearn.nothing.Here")))
     with pytest.raises(SpecError, match=r"model\.estimator 'sklearn\.nothing\.Here' cannot be imported"):
         spec.load_estimator_class()
+
+
+def _join_key_as_feature_column(d: dict) -> None:  # type: ignore[type-arg]
+    d["features"]["columns"]["customer_id"] = {"dtype": "int64"}
+
+
+def _switch_to_r2(**gate: float):  # type: ignore[no-untyped-def]
+    """energy_demand moved from rmse to r2, keeping (some of) its rmse-unit thresholds."""
+
+    def edit(d: dict) -> None:  # type: ignore[type-arg]
+        d["model"]["primary_metric"] = "r2"
+        d["promotion"].update(min_primary_metric=0.5, max_regression=0.02, max_segment_regression=0.05)
+        d["drift"]["max_quality_drop"] = 0.1
+        d["promotion"].update({k: v for k, v in gate.items() if k != "max_quality_drop"})
+        if "max_quality_drop" in gate:
+            d["drift"]["max_quality_drop"] = gate["max_quality_drop"]
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "source", "field", "words"),
+    [
+        # Feast serves features by the join key and never returns it as a feature.
+        (
+            lambda d: (_join_key_as_feature_column(d), d["model"]["numeric_features"].append("customer_id")),
+            BUNDLED,
+            "model.numeric_features",
+            "'customer_id' is the entity's join key (entity.join_key): Feast looks features up by it",
+        ),
+        (
+            lambda d: d["model"]["categorical_features"].append("meter_id"),
+            REGRESSION,
+            "model.categorical_features",
+            "'meter_id' is the entity's join key",
+        ),
+        (_join_key_as_feature_column, BUNDLED, "features.columns.customer_id", "does not serve it as a feature"),
+        # Gate and drift thresholds in the primary metric's range and units.
+        (
+            lambda d: d["promotion"].update(min_primary_metric=1.2),
+            BUNDLED,
+            "promotion.min_primary_metric",
+            "1.2 is outside the range of model.primary_metric roc_auc (its values are between 0 and 1)",
+        ),
+        (
+            lambda d: d["promotion"].update(max_regression=5.0),
+            BUNDLED,
+            "promotion.max_regression",
+            "5 is more than the whole span of model.primary_metric roc_auc (1)",
+        ),
+        (
+            lambda d: d["promotion"].update(max_segment_regression=1.5),
+            BUNDLED,
+            "promotion.max_segment_regression",
+            "more than the whole span",
+        ),
+        (lambda d: d["drift"].update(max_quality_drop=2.0), BUNDLED, "drift.max_quality_drop", "in roc_auc's units"),
+        (
+            lambda d: d["promotion"].update(min_primary_metric=-1.0),
+            REGRESSION,
+            "promotion.min_primary_metric",
+            "-1 is outside the range of model.primary_metric rmse (its values are >= 0)",
+        ),
+        (_switch_to_r2(min_primary_metric=3.0), REGRESSION, "promotion.min_primary_metric", "(its values are <= 1)"),
+        (
+            _switch_to_r2(max_regression=5.0),
+            REGRESSION,
+            "promotion.max_regression",
+            "5 is more than the whole span of model.primary_metric r2",
+        ),
+        (_switch_to_r2(max_quality_drop=1.0 + 1e-6), REGRESSION, "drift.max_quality_drop", "r2"),
+        # A data set that ends: its last day is not before its first.
+        (
+            lambda d: d["schedule"].update(start_date="2011-01-01", end_date="2010-12-31"),
+            BUNDLED,
+            "schedule",
+            "end_date (2010-12-31) is before start_date (2011-01-01)",
+        ),
+        (
+            lambda d: d["schedule"].update(stale_after_days=0),
+            BUNDLED,
+            "schedule.stale_after_days",
+            "greater than or equal to 1",
+        ),
+        # The drift check's minimum rows are the spec's, and must be positive.
+        (
+            lambda d: d["drift"].update(min_labelled_rows=0),
+            BUNDLED,
+            "drift.min_labelled_rows",
+            "greater than or equal to 1",
+        ),
+        (
+            lambda d: d["drift"].update(min_prediction_rows=0),
+            BUNDLED,
+            "drift.min_prediction_rows",
+            "greater than or equal to 1",
+        ),
+    ],
+)
+def test_a_spec_that_cannot_work_is_refused_with_its_field(
+    tmp_path: Path, edit, source: Path, field: str, words: str
+) -> None:  # type: ignore[no-untyped-def]
+    path = write_variant(tmp_path, edit, source)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert f"field '{field}'" in message, message
+    assert words in message, message
+
+
+@pytest.mark.parametrize(
+    ("edit", "source"),
+    [
+        (_switch_to_r2(), REGRESSION),  # r2 with thresholds in r2's units
+        (_switch_to_r2(min_primary_metric=-0.5, max_quality_drop=1.0), REGRESSION),  # r2 can be negative
+        (lambda d: d["promotion"].update(min_primary_metric=25.0, max_regression=5.0), REGRESSION),  # rmse: any size
+        (lambda d: d["promotion"].update(min_primary_metric=0.0, max_regression=1.0), BUNDLED),  # the bounds themselves
+    ],
+)
+def test_thresholds_in_the_metric_s_range_and_units_are_accepted(tmp_path: Path, edit, source: Path) -> None:  # type: ignore[no-untyped-def]
+    load_spec(write_variant(tmp_path, edit, source))
+
+
+def test_the_drift_minimum_rows_default_to_100_labelled_and_50_predictions_and_are_configurable(tmp_path: Path) -> None:
+    spec = load_spec(BUNDLED)
+    assert (spec.drift.min_labelled_rows, spec.drift.min_prediction_rows) == (100, 50)
+    spec = load_spec(write_variant(tmp_path, lambda d: d["drift"].update(min_labelled_rows=24, min_prediction_rows=24)))
+    assert (spec.drift.min_labelled_rows, spec.drift.min_prediction_rows) == (24, 24)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlloop.evaluation import Evaluation
+    from mlloop.promotion import GateDecision
     from mlloop.registry import ModelRef
 
 
@@ -182,11 +183,48 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
             "evaluated": True,
             "passed": decision.passed,
             "reasons": decision.reasons,
+            "alerts": decision.alerts,
             "window": evaluation.window.as_dict(),
             "table": table,
         }
+        if decision.alerts:
+            self.raise_alerts(context, decision)
         return self.branch_with_result(
             context, self.promote_task_id if decision.passed else self.reject_task_id, result
+        )
+
+    def raise_alerts(self, context: Context, decision: GateDecision) -> None:
+        """The champion fails the floor: a WARNING in this log, and (unless the spec says ``keep``) an
+        alert through the failure-alert channel. A decision, not a fault: the task stays green."""
+        from mlloop.promotion import KEEP
+        from mlloop_airflow.notifiers.gate import GateAlert, send_gate_alert
+
+        model = self.spec.registered_model_name
+        outcome = (
+            f"v{decision.challenger_version} is promoted over it"
+            if decision.passed
+            else f"champion v{decision.champion_version} stays; v{decision.challenger_version} is rejected"
+        )
+        for alert in decision.alerts:
+            self.log.warning("ALERT: %s: %s. Decision: %s.", model, alert, outcome)
+        mode = self.spec.promotion.when_champion_fails_floor
+        if mode == KEEP:
+            self.log.info("No alert sent: promotion.when_champion_fails_floor is '%s'.", KEEP)
+            return
+        ti: Any = context.get("ti")
+        send_gate_alert(
+            GateAlert(
+                dag_id=context["dag"].dag_id,
+                task_id=self.task_id,
+                run_id=str(context["run_id"]),
+                model=model,
+                champion_version=decision.champion_version,
+                challenger_version=decision.challenger_version,
+                outcome=outcome,
+                alerts=tuple(decision.alerts),
+                log_url=str(getattr(ti, "log_url", "") or ""),
+            ),
+            self.log,
         )
 
 

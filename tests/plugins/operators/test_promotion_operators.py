@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,7 +14,11 @@ import pytest
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlloop_airflow.notifiers.failure import CONN_ID_ENV
 from mlloop_airflow.operators.promotion import EvaluateChallengerOperator, as_mapping
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_failure_notifier import CONN_ID, Receiver
 
 
 class FakeClient:
@@ -24,6 +33,10 @@ class FakeClient:
         if alias not in self.aliases:
             raise MlflowException(f"alias {alias} not found", error_code="RESOURCE_DOES_NOT_EXIST")
         return SimpleNamespace(name=name, version=self.aliases[alias], run_id="r", source="s", tags={}, aliases=[alias])
+
+    def get_model_version(self, name: str, version: str) -> Any:
+        aliases = [alias for alias, v in self.aliases.items() if v == version]
+        return SimpleNamespace(name=name, version=version, run_id="r", source="s", tags={}, aliases=aliases)
 
 
 def evaluate(version: Any, aliases: dict[str, str]) -> EvaluateChallengerOperator:
@@ -61,3 +74,78 @@ def test_templated_mappings_are_read_rendered_or_native() -> None:
     assert as_mapping("{'version': '3', 'reasons': []}", "evaluation") == {"version": "3", "reasons": []}
     with pytest.raises(AirflowFailException, match="'evaluation' must be a mapping, got 'None'"):
         as_mapping(None, "evaluation")
+
+
+# ---------------------------------------------------------------- a champion below the floor
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """The alert connection, pointing at a receiver on 127.0.0.1."""
+    with Receiver() as server:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "http", "host": server.url}))
+        monkeypatch.setenv(CONN_ID_ENV, CONN_ID)
+        yield server
+
+
+def issue_13_evaluation(mode: str) -> Any:
+    """The issue's numbers through the real gate: ceiling 50 RMSE, champion v1 at 60.7, challenger v2 at 53.2."""
+    from mlloop.evaluation import Evaluation, EvaluationWindow
+    from mlloop.promotion import GatePolicy, Scorecard, decide
+
+    policy = GatePolicy("rmse", 50.0, 5.0, 10.0, 50, when_champion_fails_floor=mode)
+    cards = {"2": Scorecard("2", 480, 53.2), "1": Scorecard("1", 480, 60.7)}
+    window = EvaluationWindow(dt.date(2011, 3, 1), dt.date(2011, 3, 2), 480, None)
+    return Evaluation(window=window, decision=decide(policy, cards["2"], cards["1"]), cards=cards)
+
+
+@pytest.mark.parametrize(
+    ("mode", "branch", "alerted"),
+    [
+        ("promote_better", "promote_challenger", True),
+        ("alert_only", "reject_challenger", True),
+        ("keep", "reject_challenger", False),
+    ],
+)
+def test_a_champion_below_the_floor_is_a_warning_and_an_alert_and_the_mode_decides(
+    mode: str,
+    branch: str,
+    alerted: bool,
+    webhook: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Mocked: the re-scoring of both models (needs MLflow models and Feast; tested in include/) and Airflow's
+    branching (needs a DAG run); the gate, the operator's decision handling and the webhook POST are real."""
+    op = evaluate(None, {"challenger": "2", "champion": "1"})
+    spec = op.spec
+    op.spec = spec.model_copy(
+        update={"promotion": spec.promotion.model_copy(update={"when_champion_fails_floor": mode})}
+    )
+    monkeypatch.setattr(op, "run_gate", lambda context, challenger, champion: issue_13_evaluation(mode))
+    monkeypatch.setattr(op, "link_to_model_version", lambda model, version: None)
+    branches: list[Any] = []
+    monkeypatch.setattr(op, "branch_with_result", lambda context, to, result: branches.append(to) or result)
+    ctx = {**context(), "dag": SimpleNamespace(dag_id="energy__promotion"), "run_id": "manual__1", "ti": None}
+
+    result = op.execute(ctx)  # type: ignore[arg-type]
+
+    assert branches == [branch]
+    assert result["passed"] is (mode == "promote_better")
+    (alert,) = result["alerts"]
+    assert "champion v1 itself fails the floor: rmse 60.7000" in alert
+    log = capfd.readouterr().out
+    assert "[warning  ] ALERT: credit_risk: champion v1 itself fails the floor" in log, log
+    if alerted:
+        (message,) = webhook.messages
+        assert message["kind"] == "champion_fails_floor" and message["champion_version"] == "1"
+        assert message["alerts"] == [alert]
+        first = message["text"].splitlines()[0]
+        assert (
+            first
+            == "mlloop: credit_risk champion v1 fails the promotion floor (energy__promotion.evaluate, run manual__1)"
+        )
+        expected = "v2 is promoted over it" if mode == "promote_better" else "champion v1 stays; v2 is rejected"
+        assert f"Decision: {expected}" in message["text"]
+    else:
+        assert webhook.messages == []
