@@ -114,11 +114,10 @@ def test_the_ui_page_itself_can_read_its_cookie_and_call_the_api(page: Any, airf
 def test_script_in_a_report_runs_but_reads_no_cookie_and_gets_no_api_answer(page: Any, report_url: str) -> None:
     response = page.goto(report_url)
     assert response.status == 200 and response.headers["content-type"].startswith("text/html")
-    assert response.headers["content-security-policy"] == "sandbox allow-scripts"
     page.wait_for_function(READ_PROBE)  # the report's (injected) script ran
     probe = page.evaluate("window.__probe")
-    assert probe["cookie"].startswith("blocked: "), probe
-    assert probe["api"].startswith("blocked: "), probe
+    assert probe["cookie"].startswith("blocked: ") and probe["api"].startswith("blocked: "), probe
+    assert response.headers["content-security-policy"] == "sandbox allow-scripts"
     assert page.evaluate("document.documentElement.outerHTML.length") > 10_000  # the report's page, rendered
 
 
@@ -130,3 +129,27 @@ def test_a_symlink_under_reports_to_a_file_outside_is_refused(page: Any, airflow
     response = page.context.request.get(f"{airflow.url}/mlloop/reports/{USE_CASE}/drift/passwords.json")
     assert response.status in (403, 404)
     assert airflow.login()[1] not in response.text()
+
+
+def test_the_password_file_and_the_log_are_private_from_creation(airflow: Any) -> None:
+    """Every component runs under umask 077 (read from /proc), so what Airflow creates, its generated
+    password file first, is 0600 from its creation; the log holding the printed login too."""
+    import stat
+    from pathlib import Path
+
+    pids = [airflow.running_pid(), *(c["pid"] for c in airflow.components().values())]
+    umasks = {pid: _umask(pid) for pid in pids if pid}
+    assert len(umasks) == 5 and set(umasks.values()) == {0o077}, umasks
+    files = (airflow.password_file, airflow.log_path, airflow.components_path, airflow.pid_path)
+    folders = (Path(airflow.home), airflow.airflow_home, airflow.log_path.parent)
+    assert {str(f): oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {str(f): "0o600" for f in files}
+    assert {str(f): oct(stat.S_IMODE(f.stat().st_mode)) for f in folders} == {str(f): "0o700" for f in folders}
+
+
+def _umask(pid: int) -> int | None:
+    from pathlib import Path
+
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    return None
