@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 
@@ -46,6 +46,45 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+PRIVATE_UMASK = 0o077
+"""The umask of every process started here: what Airflow creates (the generated password file, logs,
+the SQLite DB) is 0600 in 0700 folders from its creation, readable by this user only."""
+
+
+def private_dir(path: Path) -> Path:
+    """``mkdir -p`` whose new folders are 0700 from creation; ``path`` itself is made 0700 if it existed."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    if not missing:
+        path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in a file that is 0600 from creation (a temporary file, renamed)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temporary file keeps its old mode otherwise
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """``path`` opened for appending, created 0600 (a log may hold the printed login)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 class AirflowError(RuntimeError):
@@ -119,10 +158,11 @@ class LocalAirflow:
     def start(self, timeout: float = 240) -> None:
         if self.running_pid():
             raise AirflowError(f"Airflow is already running for {self.home} (pid file {self.pid_path})")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
+        private_dir(self.log_path.parent)
+        private_dir(self.airflow_home)
         self.install_local_settings()
-        with open(self.log_path, "ab") as log:
+        with open_private_log(self.log_path) as log:
             # A new session: what the supervisor leaves behind at `stop()` (a killed scheduler's
             # orphaned workers) is found, and killed, as the rest of its process group.
             proc = subprocess.Popen(
@@ -133,8 +173,9 @@ class LocalAirflow:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
-        self.pid_path.write_text(str(proc.pid))
+        write_private(self.pid_path, str(proc.pid))
         self.wait_healthy(timeout, proc)
         self.client().ensure_pools()
 

@@ -88,7 +88,10 @@ class Supervisor:
     def write_state(self) -> None:
         state = {"supervisor_pid": os.getpid(), "components": {n: c.describe() for n, c in self.components.items()}}
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private from creation
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(state, indent=2))
         tmp.replace(self.state_file)
 
     def migrate(self) -> None:
@@ -165,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
+    # Whatever the components create (the generated password file, logs, the SQLite DB) is this
+    # user's only from its creation, however the supervisor was started.
+    os.umask(0o077)
     return Supervisor(Path(args[0])).run()
 
 

@@ -48,11 +48,28 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from airflow_local import ROOT, AirflowError, LocalAirflow, _group_alive, free_port
+from airflow_local import (
+    PRIVATE_UMASK,
+    ROOT,
+    AirflowError,
+    LocalAirflow,
+    _group_alive,
+    free_port,
+    open_private_log,
+    private_dir,
+    write_private,
+)
 
 WORKERS = ("worker-a", "worker-b")
 S3_CONN_ID = "mlloop_s3"
 S3_KEY, S3_SECRET, S3_REGION = "mlloop-local", "mlloop-local-secret", "us-east-1"
+MLFLOW_ROLES = {"admin": "mlloop-admin", "service": "mlloop-airflow", "reader": "mlloop-reader"}
+"""MLflow's accounts (basic-auth app): the admin, Airflow's tasks, people (read-only)."""
+MLFLOW_AUTH_INI = """[mlflow]
+default_permission = READ
+database_uri = {database_uri}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+"""
 
 
 def services_postgres_url() -> str:
@@ -94,6 +111,9 @@ class TopologyState:
     jwt_secret: str
     fernet_key: str
     api_secret_key: str
+    mlflow_passwords: dict[str, str]
+    """Password per :data:`MLFLOW_ROLES` role, generated per start (the file is 0600)."""
+    mlflow_secret_key: str
     pgids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -104,13 +124,23 @@ class TopologyState:
         return cls(
             run_id=run_id,
             ports={name: free_port() for name in ("api", "mlflow", "s3", "scheduler_health", "triggerer_logs")},
-            databases={"airflow": f"mlloop_{run_id}_airflow", "mlflow": f"mlloop_{run_id}_mlflow"},
+            databases={
+                "airflow": f"mlloop_{run_id}_airflow",
+                "mlflow": f"mlloop_{run_id}_mlflow",
+                "mlflow_auth": f"mlloop_{run_id}_mlflow_auth",
+            },
             redis_dbs={},
             bucket=f"mlloop-{run_id}",
             jwt_secret=secrets.token_urlsafe(32),
             fernet_key=Fernet.generate_key().decode(),
             api_secret_key=secrets.token_urlsafe(32),
+            mlflow_passwords={role: secrets.token_urlsafe(24) for role in MLFLOW_ROLES},
+            mlflow_secret_key=secrets.token_urlsafe(32),
         )
+
+    def mlflow_account(self, role: str) -> tuple[str, str]:
+        """(username, password) of an MLflow account: ``admin``, ``service`` or ``reader``."""
+        return MLFLOW_ROLES[role], self.mlflow_passwords[role]
 
 
 class ScaledLocalAirflow(LocalAirflow):
@@ -179,8 +209,11 @@ class ScaledLocalAirflow(LocalAirflow):
             "AWS_SECRET_ACCESS_KEY": S3_SECRET,
             "AWS_DEFAULT_REGION": S3_REGION,
             "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
-            # MLflow over HTTP; Feast: registry on S3, online store on Redis, offline parquet on S3.
+            # MLflow over HTTP, as its service account; Feast: registry on S3, online store on
+            # Redis, offline parquet on S3.
             "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "MLFLOW_TRACKING_USERNAME": self.state.mlflow_account("service")[0],
+            "MLFLOW_TRACKING_PASSWORD": self.state.mlflow_account("service")[1],
             "MLLOOP_FEAST_REGISTRY": f"s3://{self.state.bucket}/feast/registry.db",
             "MLLOOP_FEAST_ONLINE_STORE": json.dumps(
                 {"type": "redis", "connection_string": f"{redis_host},db={self.state.redis_dbs['feast']}"}
@@ -208,6 +241,12 @@ class ScaledLocalAirflow(LocalAirflow):
             env["MLFLOW_S3_ENDPOINT_URL"] = self.s3_endpoint
             # The server's job runner (GenAI evaluation jobs: 8 more processes) has nothing to do here.
             env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+            # MLflow's basic-auth app: its config (users DB), the admin it creates at first start.
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(self.mlflow_auth_config)
+            env["MLFLOW_AUTH_ADMIN_USERNAME"], env["MLFLOW_AUTH_ADMIN_PASSWORD"] = self.state.mlflow_account("admin")
+            env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = self.state.mlflow_secret_key
+            for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+                env.pop(name, None)
         return env
 
     def storage(self) -> Any:
@@ -232,9 +271,24 @@ class ScaledLocalAirflow(LocalAirflow):
             return None
 
     def _save_state(self) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(json.dumps(asdict(self.state), indent=2))
-        self.state_path.chmod(0o600)  # it holds the deployment's keys
+        private_dir(self.state_path.parent)
+        write_private(self.state_path, json.dumps(asdict(self.state), indent=2))  # it holds the keys
+
+    @property
+    def mlflow_auth_config(self) -> Path:
+        return self.home / "mlflow-auth" / "basic_auth.ini"
+
+    def _write_mlflow_auth_config(self) -> None:
+        """MLflow's basic-auth config: users in their own Postgres database (it holds its URL: 0600)."""
+        database = _with_database(services_postgres_url(), self.state.databases["mlflow_auth"], "postgresql+psycopg2")
+        private_dir(self.mlflow_auth_config.parent)
+        write_private(self.mlflow_auth_config, MLFLOW_AUTH_INI.format(database_uri=database))
+
+    def _provision_mlflow_accounts(self, deadline: float) -> None:
+        from mlloop.deployment import Account, provision_mlflow_accounts
+
+        admin, service, reader = (Account(*self.state.mlflow_account(r)) for r in ("admin", "service", "reader"))
+        provision_mlflow_accounts(self.mlflow_url, admin, service, reader, timeout=max(deadline - time.monotonic(), 10))
 
     def running_pid(self) -> int | None:
         """The API server's process group while Airflow runs (what ``LocalAirflow`` callers check)."""
@@ -251,7 +305,8 @@ class ScaledLocalAirflow(LocalAirflow):
         problems = unreachable_services()
         if problems:
             raise AirflowError("machine services unreachable: " + "; ".join(problems))
-        self.log_path.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
+        private_dir(self.log_path)
         deadline = time.monotonic() + timeout
         try:
             self._save_state()
@@ -261,7 +316,9 @@ class ScaledLocalAirflow(LocalAirflow):
             self._spawn("s3", [moto, "-H", "127.0.0.1", "-p", str(self.state.ports["s3"])])
             self._wait_http("S3 server", f"{self.s3_endpoint}/moto-api/", deadline)
             self._create_bucket()
+            self._write_mlflow_auth_config()
             self._spawn("mlflow", self._mlflow_command())
+            self._provision_mlflow_accounts(deadline)
         except BaseException:
             self.stop()
             raise
@@ -272,7 +329,7 @@ class ScaledLocalAirflow(LocalAirflow):
             raise AirflowError(f"the scaled topology is already running for {self.home} ({self.state_path})")
         deadline = time.monotonic() + timeout
         self.provision()
-        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.airflow_home)
         self.install_local_settings()
         try:
             self._migrate_airflow()
@@ -324,7 +381,7 @@ class ScaledLocalAirflow(LocalAirflow):
 
     def _spawn(self, name: str, args: list[str]) -> None:
         command = args if args[0].startswith("/") else [sys.executable, "-m", "airflow", *args]
-        with open(self.log_path / f"{name}.log", "ab") as log:
+        with open_private_log(self.log_path / f"{name}.log") as log:
             proc = subprocess.Popen(
                 command,
                 env=self.process_env(name),
@@ -333,6 +390,7 @@ class ScaledLocalAirflow(LocalAirflow):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         self.state.pgids[name] = proc.pid
         self._save_state()
@@ -342,6 +400,8 @@ class ScaledLocalAirflow(LocalAirflow):
         return [
             str(Path(sys.executable).parent / "mlflow"),
             "server",
+            "--app-name",
+            "basic-auth",
             "--backend-store-uri",
             backend,
             "--artifacts-destination",
@@ -355,7 +415,7 @@ class ScaledLocalAirflow(LocalAirflow):
         ]
 
     def _migrate_airflow(self) -> None:
-        with open(self.log_path / "db-migrate.log", "ab") as log:
+        with open_private_log(self.log_path / "db-migrate.log") as log:
             result = subprocess.run(
                 [sys.executable, "-m", "airflow", "db", "migrate"],
                 env=self.process_env("migrate"),
@@ -364,6 +424,7 @@ class ScaledLocalAirflow(LocalAirflow):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 check=False,
+                umask=PRIVATE_UMASK,
             )
         if result.returncode:
             raise AirflowError(f"airflow db migrate failed; see {self.log_path / 'db-migrate.log'}")
@@ -473,12 +534,15 @@ class ScaledLocalAirflow(LocalAirflow):
     # ------------------------------------------------------------------ reporting
     def describe(self) -> str:
         user, password = self.login()
+        reader, reader_password = self.state.mlflow_account("reader")
         pg, redis = urlsplit(services_postgres_url()).netloc, urlsplit(services_redis_url()).netloc
         return "\n".join(
             [
                 f"Airflow UI/API: {self.url}  login: {user} / {password}",
                 f"Executor:       CeleryExecutor, workers {', '.join(WORKERS)}",
-                f"MLflow:         {self.mlflow_url}",
+                f"MLflow:         {self.mlflow_url}  login (read-only): {reader} / {reader_password}; "
+                f"Airflow's tasks log in as {MLFLOW_ROLES['service']}, the admin is {MLFLOW_ROLES['admin']} "
+                f"(passwords in {self.state_path})",
                 f"S3 (moto):      {self.s3_endpoint}  bucket {self.state.bucket}  key {S3_KEY} / {S3_SECRET}",
                 f"PostgreSQL:     {', '.join(self.state.databases.values())} on {pg}",
                 f"Redis:          broker db {self.state.redis_dbs.get('broker')}, Feast online store "

@@ -125,6 +125,23 @@ def _is_not_found(exc: Exception) -> bool:
     return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower()
 
 
+def _model_is_missing(client: MlflowClient, exc: Exception, model_name: str) -> bool:
+    """Whether ``exc`` says the registered model does not exist. MLflow's basic-auth app answers 403
+    (PERMISSION_DENIED), not 404, for an alias or a version of a model that does not exist yet (it
+    cannot resolve the model to check a permission on): then the model itself is looked up."""
+    from mlflow.exceptions import MlflowException
+
+    if _is_not_found(exc):
+        return True
+    if getattr(exc, "error_code", "") != "PERMISSION_DENIED":
+        return False
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException as lookup:
+        return _is_not_found(lookup)
+    return False
+
+
 def get_alias(client: MlflowClient, model_name: str, alias: str) -> ModelRef | None:
     """The version an alias points at, or None if the alias (or the model) does not exist."""
     from mlflow.exceptions import MlflowException
@@ -132,7 +149,7 @@ def get_alias(client: MlflowClient, model_name: str, alias: str) -> ModelRef | N
     try:
         mv = client.get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:
-        if _is_not_found(exc):
+        if _model_is_missing(client, exc, model_name):
             return None
         raise
     return ModelRef.from_model_version(mv)
@@ -144,7 +161,7 @@ def get_version(client: MlflowClient, model_name: str, version: str | int) -> Mo
     try:
         mv = client.get_model_version(model_name, str(version))
     except MlflowException as exc:
-        if _is_not_found(exc):
+        if _model_is_missing(client, exc, model_name):
             raise ModelNotFound(f"model '{model_name}' has no version {version}") from None
         raise
     return ModelRef.from_model_version(mv)

@@ -7,9 +7,17 @@ Mounted at ``/mlloop`` by ``plugins/mlloop_plugin.py``::
 streams ``<storage root>/reports/<use_case>/drift/date=<day>/report.html`` through
 :class:`mlloop.storage.Storage` (a local folder or S3, through the same connection the tasks use),
 so an extra link on a task opens the Evidently report in the browser. Only files under
-``reports/`` are served: anything else (``..``, absolute paths, other areas) is refused. Callers
-must be logged in to Airflow (the UI's session cookie or a bearer token) and allowed to read the
-use case's drift-monitoring DAG.
+``reports/<use_case>/`` are served: anything else (``..``, absolute paths, other areas, a symlink
+that leads out of the use case's folder once resolved) is refused. Callers must be logged in to
+Airflow (the UI's session cookie or a bearer token) and allowed to read the use case's
+drift-monitoring DAG.
+
+A report is data, not trusted code: Evidently 0.7 writes categorical values raw inside a
+``<script>`` block, so a value ``</script><script>...`` runs as script in the page, and the page is
+served by Airflow's API server, which accepts the reader's ``_token`` cookie. Every response
+therefore carries :data:`SECURITY_HEADERS`: ``Content-Security-Policy: sandbox allow-scripts`` (the
+report's own scripts run, but in an opaque origin: no cookies, no same-origin API calls),
+``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``.
 
 FastAPI is imported when the first request arrives, not when Airflow loads the plugin: every
 Airflow process loads plugins, only the API server serves this. (No ``from __future__ import
@@ -17,6 +25,7 @@ annotations`` here: FastAPI reads the routes' annotations at run time.)
 """
 
 import mimetypes
+import os
 import posixpath
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -32,6 +41,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 CHUNK_BYTES = 1 << 20
 REPORTS_AREA = "reports"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "sandbox allow-scripts",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 class ReportPathError(ValueError):
@@ -39,7 +54,9 @@ class ReportPathError(ValueError):
 
 
 def resolve_report(storage: "Storage", relative: str) -> str:
-    """The storage URL of ``reports/<relative>``; raise :class:`ReportPathError` if it would leave the area."""
+    """The storage URL of ``reports/<relative>``; raise :class:`ReportPathError` if it would leave the
+    use case's reports folder. On a local storage root the path is resolved (symlinks followed) and
+    the resolved path is what is served, so a link cannot lead elsewhere between check and read."""
     if not relative or "\\" in relative or "\x00" in relative or relative.startswith("/"):
         raise ReportPathError(f"not a report path: {relative!r}")
     normalized = posixpath.normpath(relative)
@@ -49,6 +66,12 @@ def resolve_report(storage: "Storage", relative: str) -> str:
     area = storage.path(REPORTS_AREA) + "/"
     if not url.startswith(area) or not storage.contains(url):
         raise ReportPathError(f"{relative!r} points outside the reports area")
+    if storage.is_local:
+        folder = os.path.realpath(storage._strip(storage.path(REPORTS_AREA, use_case_of(normalized))))
+        real = os.path.realpath(storage._strip(url))
+        if not real.startswith(folder + os.sep):
+            raise ReportPathError(f"{relative!r} resolves outside the reports of its use case")
+        return real
     return url
 
 
@@ -79,6 +102,12 @@ def create_app(storage_factory: "Callable[[], Storage] | None" = None) -> "FastA
 
     app = FastAPI(title="mlloop reports", description="Drift reports and other files under reports/")
 
+    @app.middleware("http")
+    async def isolate(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
     def storage() -> "Storage":
         if storage_factory is not None:
             return storage_factory()
@@ -105,7 +134,7 @@ def create_app(storage_factory: "Callable[[], Storage] | None" = None) -> "FastA
                 while chunk := handle.read(CHUNK_BYTES):
                     yield chunk
 
-        return StreamingResponse(chunks(), media_type=media_type, headers={"Cache-Control": "no-store"})
+        return StreamingResponse(chunks(), media_type=media_type, headers=SECURITY_HEADERS)
 
     return app
 

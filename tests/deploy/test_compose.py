@@ -28,7 +28,8 @@ AIRFLOW_COMPONENTS = {
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery",
 }
-ONE_SHOT = {"airflow-init", "minio-init"}
+ONE_SHOT = {"airflow-init", "minio-init", "mlflow-init"}
+LOOPBACK = {"127.0.0.1", "::1", "[::1]", "localhost"}
 
 
 class InterpolationError(ValueError):
@@ -219,3 +220,129 @@ def test_workers_preload_the_same_libraries_as_the_process_topologies(compose: d
 
     env = compose["services"]["airflow-worker"]["environment"]
     assert env["MLLOOP_PRELOAD_MODULES"].split(",") == DEFAULT_MODULES.split(",")
+
+
+def published_to_every_interface(compose: dict[str, Any]) -> list[str]:
+    """Each published port not bound to a loopback address (``"8080:8080"``, ``0.0.0.0``, a long
+    syntax entry without ``host_ip``): reachable by anyone who reaches the host."""
+    found = []
+    for name, service in compose["services"].items():
+        for port in service.get("ports") or []:
+            if isinstance(port, dict):
+                host_ip = str(port.get("host_ip", "")) if port.get("published") is not None else "127.0.0.1"
+            else:
+                spec = str(port).rsplit("/", 1)[0]
+                parts = (
+                    spec.rsplit(":", 2)
+                    if not spec.startswith("[")
+                    else [spec[: spec.index("]") + 1], *spec[spec.index("]") + 2 :].split(":")]
+                )
+                host_ip = parts[0] if len(parts) == 3 else ""
+            if host_ip not in LOOPBACK:
+                found.append(f"{name}: {port}")
+    return found
+
+
+def test_nothing_is_published_to_every_interface(compose: dict[str, Any]) -> None:
+    assert published_to_every_interface(compose) == []
+
+
+def test_the_port_check_does_catch_ports_published_to_every_interface() -> None:
+    bad = {
+        "services": {
+            "a": {"ports": ["8080:8080"]},
+            "b": {"ports": ["0.0.0.0:5000:5000/tcp"]},
+            "c": {"ports": [{"target": 9001, "published": 9001}]},
+            "d": {
+                "ports": [
+                    "127.0.0.1:8080:8080",
+                    "[::1]:5000:5000",
+                    {"target": 1, "published": 1, "host_ip": "127.0.0.1"},
+                ]
+            },
+            "e": {"ports": ["9000"]},
+        }
+    }
+    assert published_to_every_interface(bad) == [
+        "a: 8080:8080",
+        "b: 0.0.0.0:5000:5000/tcp",
+        "c: {'target': 9001, 'published': 9001}",
+        "e: 9000",
+    ]
+
+
+def test_only_the_uis_are_published_and_the_minio_console_is_opt_in(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    published = {name for name, service in services.items() if service.get("ports") and not service.get("profiles")}
+    assert published == {"airflow-apiserver", "mlflow"}
+    assert "ports" not in services["minio"]
+    assert services["minio-console"]["profiles"] == ["minio-console"]
+
+
+def password_check(compose: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """airflow-init's password check, as a command for this Python, and the environment compose gives it."""
+    script = compose["services"]["airflow-init"]["command"][0]
+    line = next(line for line in script.splitlines() if "mlloop.deployment check-passwords" in line)
+    assert script.strip().splitlines()[0] == line, "the check must run before anything else"
+    command = line.split()
+    assert command[0] == "python"
+    environment = {k: str(v) for k, v in compose["services"]["airflow-init"]["environment"].items()}
+    return [sys.executable, *command[1:]], environment
+
+
+def run_check(command: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "include"), **environment}
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def strong(name: str) -> str:
+    return f"Qx7vT2mK9pLw-{len(name)}-{name[:2]}"
+
+
+def test_airflow_init_refuses_the_example_passwords_and_names_each(compose: dict[str, Any]) -> None:
+    command, environment = password_check(compose)
+    result = run_check(command, environment)  # .env.example's values, as `cp .env.example .env` leaves them
+    assert result.returncode == 1
+    for name in ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "MLFLOW_ADMIN_PASSWORD"):
+        assert f"{name} is a placeholder" in result.stderr, result.stderr
+    assert "change-me-postgres" not in result.stderr + result.stdout, "a password was printed"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "POSTGRES_PASSWORD",
+        "MINIO_ROOT_PASSWORD",
+        "AIRFLOW_ADMIN_PASSWORD",
+        "MLFLOW_ADMIN_PASSWORD",
+        "MLFLOW_AIRFLOW_PASSWORD",
+        "MLFLOW_READER_PASSWORD",
+    ],
+)
+def test_airflow_init_refuses_each_placeholder_or_short_password(compose: dict[str, Any], name: str) -> None:
+    command, environment = password_check(compose)
+    assert name in command
+    good = {n: strong(n) for n in command[command.index("check-passwords") + 1 :]}
+    assert run_check(command, {**environment, **good}).returncode == 0
+
+    placeholder = run_check(command, {**environment, **good, name: "change-me-please-now"})
+    short = run_check(command, {**environment, **good, name: "Sh0rt-pw"})
+
+    assert placeholder.returncode == 1 and f"{name} is a placeholder" in placeholder.stderr
+    assert short.returncode == 1 and f"{name} is too short (8 characters" in short.stderr
+    assert "Sh0rt-pw" not in short.stderr
+
+
+def test_mlflow_asks_for_a_login_and_the_tasks_have_theirs(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    command = services["mlflow"]["command"]
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    assert services["mlflow"]["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == example_env()["MLFLOW_ADMIN_PASSWORD"]
+    assert services["mlflow"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    worker = services["airflow-worker"]
+    assert worker["environment"]["MLFLOW_TRACKING_PASSWORD"] == example_env()["MLFLOW_AIRFLOW_PASSWORD"]
+    assert worker["depends_on"]["mlflow-init"]["condition"] == "service_completed_successfully"
+    assert services["mlflow-init"]["entrypoint"][:4] == ["python", "-m", "mlloop.deployment", "mlflow-accounts"]
+    assert "default_permission = READ" in compose["configs"]["mlflow-auth"]["content"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -124,6 +125,44 @@ def test_an_unreachable_receiver_is_a_warning_not_a_second_failure(
     FailureNotifier().notify(failed_context(RuntimeError("boom")))  # type: ignore[arg-type]
     out, err = capfd.readouterr()
     assert "mlloop alert not sent through connection 'mlloop_alerts_test'" in out + err
+
+
+def task_log(notify: Any) -> str:
+    """What the task log holds for the log events ``notify()`` emits: each event goes through Airflow's
+    secrets masker as it is emitted (``airflow.sdk.log.mask_logs``, the processor that writes task
+    logs), so only what was masked by then is hidden."""
+    import structlog
+    from airflow.sdk.log import mask_logs
+
+    with structlog.testing.capture_logs(processors=[mask_logs]) as events:
+        notify()
+    assert events, "nothing was logged"
+    return "\n".join(" ".join(str(value) for value in event.values()) for event in events)
+
+
+def test_a_failed_delivery_leaves_no_webhook_token_in_the_task_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The HTTP hook's retry warning and the notifier's own quote the URL; a webhook URL is a credential."""
+    token = f"tok{uuid.uuid4().hex}"
+    with Receiver() as closed:
+        url = closed.url.replace("/hooks/oncall", f"/services/T0000/B0000/{token}")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "http", "host": url}))
+    monkeypatch.setenv(CONN_ID_ENV, CONN_ID)
+
+    log = task_log(lambda: FailureNotifier().notify(failed_context(RuntimeError("boom"))))  # type: ignore[arg-type]
+
+    assert "mlloop alert not sent through connection 'mlloop_alerts_test'" in log
+    assert token not in log and "/services/T0000/B0000" not in log, log
+
+
+def test_the_alert_and_its_log_carry_no_credential(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CONN_ID_ENV, CONN_ID)
+    password = "hunter2-db-pass"
+    error = ConnectionError(f"could not connect to postgresql://mlloop:{password}@postgres:5432/airflow?sslmode=x")
+    log = task_log(lambda: FailureNotifier().notify(failed_context(error)))  # type: ignore[arg-type]
+
+    (message,) = receiver.messages
+    assert password not in json.dumps(message) and password not in log
+    assert message["cause"] == "ConnectionError: could not connect to postgresql://***@postgres:5432/airflow?sslmode=x"
 
 
 def test_manual_runs_name_their_day_and_long_causes_are_cut() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -67,7 +68,52 @@ def test_resolve_refuses_paths_leaving_the_area(storage: Storage, path: str) -> 
 
 
 def test_resolve_maps_into_the_reports_area(storage: Storage) -> None:
-    assert resolve_report(storage, REPORT) == storage.path("reports", REPORT)
+    resolved = resolve_report(storage, REPORT)
+    assert os.path.realpath(resolved) == os.path.realpath(storage._strip(storage.path("reports", REPORT)))
+
+
+def test_a_report_is_isolated_from_the_readers_session(client: Any) -> None:
+    """Script in a report (Evidently writes categorical values raw into a <script> block) runs in an
+    opaque origin: no cookies, no same-origin API calls (tests/e2e/test_report_isolation.py shows it
+    in a browser)."""
+    response = client.get(f"/reports/{REPORT}")
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"] == "sandbox allow-scripts"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    refused = client.get("/reports/credit_risk/drift/date=2026-11-24/report.html")
+    assert refused.status_code == 404 and refused.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("credit_risk/drift/date=2026-11-26/report.html", "outside.html"),  # a file outside storage
+        ("credit_risk/escape", "."),  # a folder: reports/credit_risk/escape/outside.html
+        ("credit_risk/drift/date=2026-11-27/report.html", "storage/landing/credit_risk/secret.html"),
+        ("fraud/report.html", "storage/reports/credit_risk/drift/date=2026-11-25/report.html"),  # another use case
+    ],
+)
+def test_a_symlink_leading_out_of_the_use_cases_reports_is_refused(
+    storage: Storage, client: Any, tmp_path: Any, link: str, target: str
+) -> None:
+    (tmp_path / "storage" / "landing" / "credit_risk").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "storage" / "landing" / "credit_risk" / "secret.html").write_text("secret")
+    path = tmp_path / "storage" / "reports" / link
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(tmp_path / target)
+    served = f"{link}/outside.html" if link.endswith("escape") else link
+
+    response = client.get(f"/reports/{served}")
+
+    assert response.status_code in (403, 404), response.text
+    assert response.text not in ("outside", "secret", "<html>drift report</html>")
+
+
+def test_a_symlink_inside_the_use_cases_reports_is_served(storage: Storage, client: Any, tmp_path: Any) -> None:
+    latest = tmp_path / "storage" / "reports" / "credit_risk" / "drift" / "latest.html"
+    latest.symlink_to(tmp_path / "storage" / "reports" / REPORT)
+    assert client.get("/reports/credit_risk/drift/latest.html").text == "<html>drift report</html>"
 
 
 def test_a_reader_must_be_logged_in(storage: Storage) -> None:

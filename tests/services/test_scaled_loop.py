@@ -91,10 +91,15 @@ def spec() -> Any:
 
 
 @pytest.fixture(scope="module")
-def mlflow(loop: Loop, topology: ScaledLocalAirflow) -> Any:
+def mlflow(loop: Loop, topology: ScaledLocalAirflow) -> Iterator[Any]:
+    """A client with the read-only account, as a person checking the registry would have."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=topology.mlflow_url, registry_uri=topology.mlflow_url)
+    user, password = topology.state.mlflow_account("reader")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        yield MlflowClient(tracking_uri=topology.mlflow_url, registry_uri=topology.mlflow_url)
 
 
 @pytest.fixture
@@ -105,6 +110,39 @@ def deployment_environment(topology: ScaledLocalAirflow, monkeypatch: pytest.Mon
         if name.startswith(("MLLOOP_", "AWS_", "MLFLOW_")):
             monkeypatch.setenv(name, value)
     return env
+
+
+def test_mlflow_refuses_anonymous_clients_and_read_only_people_cannot_move_an_alias(
+    topology: ScaledLocalAirflow,
+) -> None:
+    """The gate holds on the network: only the service account moves ``champion``. (Runs before the
+    loop: it needs only the provisioned MLflow server; the loop then runs with the service account.)"""
+    import requests
+
+    url = f"{topology.mlflow_url}/api/2.0/mlflow"
+    model = f"auth_probe_{topology.state.run_id}"
+    service = requests.Session()
+    service.auth = topology.state.mlflow_account("service")
+    assert service.post(f"{url}/registered-models/create", json={"name": model}, timeout=30).status_code == 200
+    for _ in range(2):
+        source = f"s3://{topology.state.bucket}/mlflow/probe"
+        created = service.post(f"{url}/model-versions/create", json={"name": model, "source": source}, timeout=30)
+        assert created.status_code == 200, created.text
+    alias = {"name": model, "alias": "champion", "version": "1"}
+    assert service.post(f"{url}/registered-models/alias", json=alias, timeout=30).status_code == 200
+
+    move = {**alias, "version": "2"}
+    anonymous = requests.post(f"{url}/registered-models/alias", json=move, timeout=30)
+    search = requests.get(f"{url}/experiments/search", params={"max_results": 1}, timeout=30)
+    reader, password = topology.state.mlflow_account("reader")
+    as_reader = requests.post(f"{url}/registered-models/alias", json=move, auth=(reader, password), timeout=30)
+    guessed = requests.post(f"{url}/registered-models/alias", json=move, auth=(reader, "guessed-password"), timeout=30)
+    champion = {"name": model, "alias": "champion"}
+    read = requests.get(f"{url}/registered-models/alias", params=champion, auth=(reader, password), timeout=30)
+
+    assert (anonymous.status_code, search.status_code, guessed.status_code) == (401, 401, 401)
+    assert as_reader.status_code == 403, as_reader.text
+    assert read.status_code == 200 and read.json()["model_version"]["version"] == "1"
 
 
 def task_instances(loop: Loop, stage: str, run_id: str) -> list[dict[str, Any]]:

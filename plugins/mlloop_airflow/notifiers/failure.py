@@ -12,6 +12,12 @@ The message is POSTed as JSON to the connection's URL (its ``host``; headers and
 connection as Airflow's ``HttpHook`` applies them). Other transports (email through an SMTP
 connection, a pager API) plug in as another :class:`Transport`. A failing alert never hides the
 task's own failure: it is logged as a warning with what to check.
+
+A webhook URL is a credential (whoever has it may post): when the connection is read, the URL, its
+path and its token are registered with Airflow's secrets masker, so no task log line shows them
+(the HTTP hook's retry warning and the notifier's own quote the error, which quotes the URL). The
+alert's cause goes through the same redaction as the outage messages (:func:`mlloop.outages.redact`):
+a ``postgresql://user:password@...`` in an exception is sent as ``postgresql://***@...``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from airflow.sdk import BaseNotifier
 
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
 CONN_ID_ENV = "MLLOOP_ALERT_CONN_ID"
 FORMAT_ENV = "MLLOOP_ALERT_FORMAT"
 MAX_CAUSE_CHARS = 300
+MIN_TOKEN_CHARS = 6
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,10 @@ def describe_interval(context: Context | dict[str, Any]) -> str:
 
 
 def one_line_cause(error: BaseException | str | None) -> str:
-    """``ExceptionType: first line of the message``, shortened; the full text is in the log."""
+    """``ExceptionType: first line of the message``, credentials redacted, shortened; the full text
+    is in the log."""
+    from mlloop.outages import redact
+
     if error is None:
         return "unknown (no exception was recorded; see the log)"
     if isinstance(error, BaseException):
@@ -97,6 +108,7 @@ def one_line_cause(error: BaseException | str | None) -> str:
         text = f"{type(error).__name__}: {first}" if first else type(error).__name__
     else:
         text = str(error).strip().splitlines()[0] if str(error).strip() else "unknown"
+    text = redact(text)
     return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
 
 
@@ -104,9 +116,42 @@ Transport = Callable[[FailureAlert, str], None]
 """Sends an alert through the connection with the given id."""
 
 
+def webhook_secrets(url: str) -> list[str]:
+    """What of a webhook URL lets whoever reads it post: the URL, its path (what ``requests`` quotes
+    in a connection error), its last path segment (Slack's and most receivers' token), query values
+    and a password in it."""
+    parts = urlsplit(url.strip())
+    found = [url.strip()]
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(path) >= MIN_TOKEN_CHARS:
+        found.append(path)
+    last = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    if len(last) >= MIN_TOKEN_CHARS:
+        found.append(last)
+    found += [value for _, value in parse_qsl(parts.query) if len(value) >= MIN_TOKEN_CHARS]
+    if parts.password:
+        found.append(parts.password)
+    return found
+
+
+def mask_webhook(conn_id: str) -> list[str]:
+    """Read the connection and register its URL's secrets (:func:`webhook_secrets`) with Airflow's
+    secrets masker before anything may log them (the masker hides them in every later log line of
+    the task, the HTTP hook's and the notifier's own)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    connection = BaseHook.get_connection(conn_id)
+    secrets = webhook_secrets(str(connection.host or ""))
+    for secret in secrets:
+        mask_secret(secret)
+    return secrets
+
+
 def _post(conn_id: str, payload: dict[str, Any]) -> None:
     from airflow.providers.http.hooks.http import HttpHook
 
+    mask_webhook(conn_id)
     HttpHook(method="POST", http_conn_id=conn_id).run(
         endpoint=None, json=payload, headers={"Content-Type": "application/json"}, extra_options={"timeout": 10}
     )
@@ -150,12 +195,14 @@ class FailureNotifier(BaseNotifier):
         try:
             transport(alert, conn_id)
         except Exception as exc:
+            from mlloop.outages import redact
+
             self.log.warning(
                 "mlloop alert not sent through connection %r (%s: %s); check the connection's host URL and "
                 "that the receiver is reachable from the workers. The alert was:\n%s",
                 conn_id,
                 type(exc).__name__,
-                exc,
+                redact(str(exc)),
                 alert.text,
             )
             return

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from mlloop_airflow.hooks.mlflow import apply_mlflow_credentials
 from mlloop_airflow.hooks.storage import StorageHook
 from mlloop_airflow.intervals import resolve_day
 
@@ -23,10 +24,12 @@ if TYPE_CHECKING:
 def explaining_outages(execute: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap ``execute`` so an outage of MLflow, the online store or storage fails the try with one
     actionable message (:class:`mlloop.outages.ServiceUnavailable`: retried with backoff) instead of
-    a library's stack of connection errors. Other exceptions pass unchanged."""
+    a library's stack of connection errors. Other exceptions pass unchanged. MLflow's login is applied
+    (and its password masked) first: :func:`mlloop_airflow.hooks.mlflow.apply_mlflow_credentials`."""
 
     @functools.wraps(execute)
     def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        apply_mlflow_credentials()  # before anything may talk to MLflow, or log its password
         try:
             return execute(self, *args, **kwargs)
         except AirflowException:
