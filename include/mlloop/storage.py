@@ -148,10 +148,27 @@ class Storage:
         except FileNotFoundError as exc:
             raise StorageError(f"{url} does not exist") from exc
         except (pa.ArrowInvalid, OSError) as exc:
+            twice = self._repeated_columns(url)
+            if twice:
+                raise StorageError(
+                    f"{url} has column name(s) {twice} more than once: rename or drop the copies upstream "
+                    "and re-deliver the file"
+                ) from exc
             raise StorageError(
                 f"{url} is not a readable parquet file ({exc}); it may be truncated, empty or "
                 "another format named .parquet: re-deliver the file"
             ) from exc
+
+    def _repeated_columns(self, url: str) -> list[str]:
+        """Column names a parquet file holds twice (Arrow cannot select them), from its footer."""
+        import pyarrow.parquet as pq
+
+        try:
+            with self.fs.open(self._strip(url), "rb") as handle:
+                names = pq.ParquetFile(handle).schema_arrow.names
+        except Exception:  # not parquet at all: the caller's message says so
+            return []
+        return sorted({name for name in names if names.count(name) > 1})
 
     def read_frame(self, url: str, columns: list[str] | None = None) -> pd.DataFrame:
         return arrow_to_pandas(self.read_table(url, columns=columns))

@@ -221,6 +221,7 @@ class BuildTrainingSetOperator(UseCaseOperator):
             "cutoff_day": cutoff.isoformat(),
             "fingerprint": prints,
             "join": dataclasses.asdict(training_set.stats),
+            "labels_superseded": training_set.superseded_labels,
         }
 
 
