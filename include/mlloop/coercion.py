@@ -148,9 +148,9 @@ def _to_int64(name: str, array: pa.Array) -> tuple[Any, dict[int, str]]:
         # float64 represents 2**63 exactly and nothing between INT64_MAX and it: ">=" is exact.
         out_of_range = ~missing & ((values >= 2.0**63) | (values < -(2.0**63)))
         fractional = ~missing & ~out_of_range & (values != np.floor(values))
-        bad = {int(i): f"{name}: value {values[i]!r} does not fit int64" for i in np.flatnonzero(out_of_range)}
+        bad = {int(i): f"{name}: value {float(values[i])} does not fit int64" for i in np.flatnonzero(out_of_range)}
         for i in np.flatnonzero(fractional):
-            bad[int(i)] = f"{name}: fractional value {values[i]!r} in an int column"
+            bad[int(i)] = f"{name}: fractional value {float(values[i])} in an int column"
         keep = ~(missing | out_of_range | fractional)
         ints = np.zeros(n, dtype=np.int64)
         ints[keep] = values[keep].astype(np.int64)
