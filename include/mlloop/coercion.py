@@ -70,6 +70,7 @@ def coerce_table(table: pa.Table, columns: Mapping[str, ColumnSpec]) -> Coerced:
     named pandas index is an ordinary column here (its name is the contract's).
     """
     import pandas as pd
+    import pyarrow as pa
 
     out: dict[str, Any] = {}
     lossy: dict[str, dict[int, str]] = {}
@@ -85,8 +86,11 @@ def coerce_table(table: pa.Table, columns: Mapping[str, ColumnSpec]) -> Coerced:
             continue
         try:
             out[name], bad = _coerce(name, column, spec.dtype)
-        except Unreadable as exc:
-            errors.append(str(exc))
+        except (Unreadable, pa.ArrowException) as exc:
+            reason = (
+                str(exc) if isinstance(exc, Unreadable) else f"column '{name}' cannot be read as {spec.dtype}: {exc}"
+            )
+            errors.append(reason)
             out[name] = pd.Series([None] * table.num_rows, dtype=object)
             continue
         if bad:
@@ -105,7 +109,7 @@ def _coerce(name: str, column: pa.ChunkedArray, dtype: str) -> tuple[Any, dict[i
     if dtype == "int64":
         return _to_int64(name, array)
     if dtype == "float64":
-        return _to_float64(name, array), {}
+        return _to_float64(name, array)
     if dtype == "string":
         return _to_string(name, array)
     if dtype == "datetime":
@@ -186,14 +190,31 @@ def _int_series(values: np.ndarray, nulls: np.ndarray) -> Any:
     return pd.Series(pd.arrays.IntegerArray(values, nulls))
 
 
-def _to_float64(name: str, array: pa.Array) -> Any:
+FLOAT64_EXACT_INT = 2**53  # ints beyond it have no exact float64
+
+
+def _to_float64(name: str, array: pa.Array) -> tuple[Any, dict[int, str]]:
+    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     kind = array.type
     numeric = pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind)
     if not (numeric or pa.types.is_null(kind)):
         raise _wrong_type(name, array, "float64")
-    return array.cast(pa.float64()).to_pandas()
+    bad: dict[int, str] = {}
+    if pa.types.is_integer(kind):
+        large = pc.fill_null(pc.greater_equal(pc.abs(array.cast(pa.float64(), safe=False)), FLOAT64_EXACT_INT), False)
+        for i in np.flatnonzero(large.to_numpy(zero_copy_only=False)):  # rare: checked one by one
+            value = array[int(i)].as_py()
+            if int(float(value)) != value:
+                bad[int(i)] = f"{name}: value {value} has no exact float64"
+        if bad:
+            inexact = np.zeros(len(array), dtype=bool)
+            inexact[list(bad)] = True
+            array = pc.if_else(pa.array(inexact), pa.scalar(None, kind), array)
+    # Decimals are approximations in float64 by nature (0.1 has no exact float): converted as such.
+    return array.cast(pa.float64(), safe=False).to_pandas(), bad
 
 
 def _to_string(name: str, array: pa.Array) -> tuple[Any, dict[int, str]]:

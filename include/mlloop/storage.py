@@ -139,10 +139,12 @@ class Storage:
         import pyarrow.parquet as pq
 
         try:
-            if self.is_local:  # an open file keeps its inode: a concurrent os.replace cannot tear it
-                return pq.read_table(self._strip(url), columns=columns, filesystem=self.fs)
-            # On S3 one GET returns one version of the object whole; pyarrow's ranged reads (size,
-            # footer, column chunks) could each see a different version while a writer publishes.
+            # One read of one version of the file: pyarrow given a path may stat and open it apart
+            # (size, footer, column chunks), and a publish between them tears the read. Locally an
+            # open file keeps its inode whatever os.replace does; on S3 one GET returns one version.
+            if self.is_local:
+                with pa.OSFile(self._strip(url), "rb") as handle:
+                    return pq.read_table(handle, columns=columns)
             data = self.fs.cat_file(self._strip(url))
             return pq.read_table(pa.BufferReader(data), columns=columns)
         except FileNotFoundError as exc:
