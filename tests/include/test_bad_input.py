@@ -6,6 +6,13 @@ A batch that cannot be used at all is rejected with a specific message, and noth
 downstream; a batch with some bad rows has exactly those rows quarantined, each with its reason, and
 every good row goes on unchanged. The last tests follow a mixed batch further: none of its bad rows
 reaches the online store, a training set or a prediction.
+
+Issue 14 adds batches as other teams' pandas and Spark jobs write them (docs/data_contracts.md): NaN
+in int columns, uint64 keys, ``string_view``, a key stored as the pandas index, zones pandas does not
+know, repeated column names; string join keys with the key rules and a spec ``pattern``; label
+corrections (the latest delivery wins) and label time rules; a failed rerun leaving no stale
+"accepted"; and a pandas producer followed end to end. (The race of two writers of one partition is
+``test_storage_race.py``; bounded trigger Params are ``tests/dags/test_trigger_params.py``.)
 """
 
 from __future__ import annotations
