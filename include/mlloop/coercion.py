@@ -58,8 +58,8 @@ class Coerced:
 
 
 def duplicate_columns(names: list[str]) -> list[str]:
-    seen: set[str] = set()
-    return sorted({name for name in names if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
+    """Column names a table holds more than once (Arrow allows it; no contract can mean it)."""
+    return sorted({name for name in names if names.count(name) > 1})
 
 
 def coerce_table(table: pa.Table, columns: Mapping[str, ColumnSpec]) -> Coerced:
