@@ -78,24 +78,31 @@ class LabelCount:
 
 
 def count_labels(storage: Storage, spec: UseCaseSpec, first_day: dt.date | None, last_day: dt.date) -> LabelCount:
-    """Labelled rows in the partitions of ``[first_day, last_day]`` (reads the timestamp column only).
+    """Labelled observations in the partitions of ``[first_day, last_day]`` (reads key and timestamp).
 
-    Labels of observations made before ingestion began have no features and never reach a training
-    set; counting them would start a training run that validation must then reject.
+    A label delivered again (a correction) counts once, as in a training set. Labels of observations
+    made before ingestion began have no features and never reach a training set; counting them
+    would start a training run that validation must then reject.
     """
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    tables = [
+        storage.read_table(url, columns=[key, ts])
+        for day, url in label_partitions(storage, spec).items()
+        if _in_window(day, first_day, last_day)
+    ]
+    if not tables:
+        return LabelCount(total=0, with_features=0)
+    times = [pc.cast(t.column(ts), pa.timestamp("us", tz="UTC")) for t in tables]
+    keys = pd.concat([t.column(key).to_pandas().astype(str) for t in tables], ignore_index=True)
+    instants = pd.concat([pd.Series(c.to_pandas()) for c in times], ignore_index=True)
+    labels = pd.DataFrame({key: keys, ts: instants}).drop_duplicates()
     ingested = feature_days(storage, spec)
-    total = usable = 0
-    for day, url in label_partitions(storage, spec).items():
-        if not _in_window(day, first_day, last_day):
-            continue
-        times = storage.read_table(url, columns=[spec.raw.timestamp_column]).column(0)
-        days = pc.cast(pc.cast(times, pa.timestamp("us", tz="UTC")), pa.date32()).to_pylist()
-        total += len(days)
-        usable += sum(1 for d in days if d in ingested)
-    return LabelCount(total=total, with_features=usable)
+    usable = int(labels[ts].dt.date.isin(ingested).sum())
+    return LabelCount(total=len(labels), with_features=usable)
 
 
 def read_labels(storage: Storage, spec: UseCaseSpec, first_day: dt.date | None, last_day: dt.date) -> pd.DataFrame:

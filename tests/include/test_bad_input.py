@@ -482,7 +482,7 @@ def test_default_key_rules_hold_without_a_pattern(storage) -> None:  # type: ign
 
 # ------------------------------------------------------------------------------------ label corrections
 def test_a_label_delivered_again_later_is_a_correction_and_the_latest_delivery_wins(storage, spec, landed) -> None:  # type: ignore[no-untyped-def]
-    from mlloop.training_set import read_latest_labels
+    from mlloop.training_set import count_labels, read_latest_labels
 
     key, ts, label = spec.entity.join_key, spec.raw.timestamp_column, spec.labels.column
     validate_landed_batch(storage, spec, "labels", DAY)
@@ -499,6 +499,7 @@ def test_a_label_delivered_again_later_is_a_correction_and_the_latest_delivery_w
     labels, superseded = read_latest_labels(storage, spec, None, later)
     assert superseded == 3 and len(labels) == len(first)
     assert not labels.duplicated([key, ts]).any()  # the training set's uniqueness rule holds
+    assert count_labels(storage, spec, None, later).total == len(first)  # the training decision counts once
     latest = labels.set_index([key, ts])[label]
     for row in corrections.itertuples(index=False):
         assert latest.loc[(getattr(row, key), pd.Timestamp(getattr(row, ts)))] == getattr(row, label)
