@@ -78,7 +78,7 @@ for spec in load_specs():
         catchup=False,
         max_active_runs=4,
         default_args=default_args(spec),
-        params={"day": day_param(), "partitions": partitions_param(spec)},
+        params={"day": day_param(spec), "partitions": partitions_param(spec)},
         tags=tags(spec, "batch_scoring"),
         doc_md=DOC.format(
             name=spec.name,

@@ -71,7 +71,7 @@ for spec in load_specs():
         catchup=False,
         max_active_runs=1,
         default_args=default_args(spec),
-        params={"day": day_param()},
+        params={"day": day_param(spec)},
         tags=tags(spec, "drift_monitoring"),
         doc_md=DOC.format(
             name=spec.name,

@@ -63,7 +63,7 @@ for spec in load_specs():
         catchup=False,
         max_active_runs=4,
         default_args=default_args(spec),
-        params={"day": day_param()},
+        params={"day": day_param(spec)},
         tags=tags(spec, "feature_ingestion"),
         doc_md=DOC.format(
             name=spec.name,

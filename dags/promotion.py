@@ -15,7 +15,7 @@ from airflow.sdk import DAG, Param
 from mlloop.metrics import higher_is_better
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import challenger_asset, champion_asset
-from mlloop_airflow.dag_defaults import default_args, on_call_doc, start_date, tags
+from mlloop_airflow.dag_defaults import MAX_MODEL_VERSION, default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.promotion import (
     EvaluateChallengerOperator,
     PromoteChallengerOperator,
@@ -80,6 +80,7 @@ def promotion_params() -> dict[str, Param]:
             None,
             type=["null", "integer"],
             minimum=1,
+            maximum=MAX_MODEL_VERSION,
             title="Version",
             description=(
                 "Model version to evaluate for promotion. Empty: the version of the challenger event that "

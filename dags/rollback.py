@@ -10,7 +10,7 @@ from airflow.sdk import DAG, Param
 
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import champion_asset
-from mlloop_airflow.dag_defaults import default_args, on_call_doc, start_date, tags
+from mlloop_airflow.dag_defaults import MAX_MODEL_VERSION, default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.promotion import RollbackChampionOperator
 
 DOC = """
@@ -46,6 +46,7 @@ for spec in load_specs():
                 None,
                 type=["null", "integer"],
                 minimum=1,
+                maximum=MAX_MODEL_VERSION,
                 title="Version",
                 description="Model version to make champion again. Empty: the previous champion.",
             ),

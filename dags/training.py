@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from mlloop.spec import load_specs
+from mlloop.spec import UseCaseSpec, load_specs
 from mlloop_airflow.assets import challenger_asset, features_asset
-from mlloop_airflow.dag_defaults import DAY_PATTERN, default_args, on_call_doc, start_date, tags
+from mlloop_airflow.dag_defaults import day_pattern, default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.training import (
     BuildTrainingSetOperator,
     TrainingDecisionOperator,
@@ -61,11 +61,20 @@ DOC = """
 # decide_training (the root is deployment configuration, not something a schema can know).
 DRIFT_REPORT_PATTERN = r"^(?!.*(^|/)\.\.(/|$))\S*/reports/[a-z][a-z0-9_]*/drift/date=\d{4}-\d{2}-\d{2}/report\.html$"
 _NUMBER = {"type": ["null", "number"]}
+# Bounds on the drift conf's size: one entry per model feature, names of a sane length. A conf of
+# megabytes would be stored in the metadata DB and rendered in every task's log and form.
+MAX_DRIFT_FEATURES = 1000
+_FEATURE_NAME = {"type": "string", "maxLength": 200}
 # The keys of mlloop.drift.DRIFT_NUMBER_KEYS, typed: the drift monitor sends exactly these.
 DRIFT_NUMBERS_SCHEMA = {
     "drifted_share": {"type": "number", "minimum": 0, "maximum": 1},
-    "drifted_features": {"type": "object", "additionalProperties": _NUMBER},
-    "key_features_drifted": {"type": "array", "items": {"type": "string", "maxLength": 200}},
+    "drifted_features": {
+        "type": "object",
+        "additionalProperties": _NUMBER,
+        "propertyNames": _FEATURE_NAME,
+        "maxProperties": MAX_DRIFT_FEATURES,
+    },
+    "key_features_drifted": {"type": "array", "items": _FEATURE_NAME, "maxItems": MAX_DRIFT_FEATURES},
     "prediction_drift": _NUMBER,
     "prediction_drifted": {"type": ["null", "boolean"]},
     "quality_metric": {"type": ["null", "string"], "maxLength": 50},
@@ -76,7 +85,7 @@ DRIFT_NUMBERS_SCHEMA = {
 }
 
 
-def training_params() -> dict[str, Param]:
+def training_params(spec: UseCaseSpec) -> dict[str, Param]:
     return {
         "reason": Param(
             None,
@@ -91,7 +100,7 @@ def training_params() -> dict[str, Param]:
         "cutoff_day": Param(
             None,
             type=["null", "string"],
-            pattern=DAY_PATTERN,
+            pattern=day_pattern(spec),
             format="date",
             title="Cutoff day",
             description=(
@@ -131,7 +140,7 @@ for spec in load_specs():
         catchup=False,
         max_active_runs=1,
         default_args=default_args(spec),
-        params=training_params(),
+        params=training_params(spec),
         render_template_as_native_obj=True,
         tags=tags(spec, "training"),
         doc_md=DOC.format(

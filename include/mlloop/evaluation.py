@@ -81,7 +81,7 @@ def fresh_labels(
     """Labels of the newest ``promotion.evaluation_days`` observation days after ``not_before``."""
     import pandas as pd
 
-    from mlloop.training_set import label_partitions, read_labels
+    from mlloop.training_set import label_partitions, read_latest_labels
 
     partitions = label_partitions(storage, spec)
     if not partitions:
@@ -89,7 +89,9 @@ def fresh_labels(
     newest = max(partitions)
     # Labels of an observation day land delay_days later: read enough landing days to cover the window.
     lookback = spec.promotion.evaluation_days + spec.labels.delay_days
-    labels = read_labels(storage, spec, newest - dt.timedelta(days=lookback), newest)
+    labels, superseded = read_latest_labels(storage, spec, newest - dt.timedelta(days=lookback), newest)
+    if superseded:
+        log.info("Evaluation labels: %d superseded by a later delivery (the latest wins)", superseded)
     ts = spec.raw.timestamp_column
     if not_before is not None:
         labels = labels[labels[ts] > pd.Timestamp(not_before)]

@@ -53,6 +53,8 @@ class ColumnSpec(_Strict):
     max: float | None = None
     allowed: list[str] | None = None
     description: str = ""
+    pattern: str | None = Field(default=None, description="regular expression every value must match whole")
+    max_length: int | None = Field(default=None, ge=1, description="longest allowed string, in characters")
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> ColumnSpec:
@@ -60,6 +62,18 @@ class ColumnSpec(_Strict):
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         if self.allowed is not None and self.dtype != "string":
             raise ValueError("'allowed' applies to string columns only")
+        return self
+
+    @model_validator(mode="after")
+    def _string_rules(self) -> ColumnSpec:
+        for rule in ("pattern", "max_length"):
+            if getattr(self, rule) is not None and self.dtype != "string":
+                raise ValueError(f"'{rule}' applies to string columns only")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"'pattern' is not a valid regular expression: {exc}") from None
         return self
 
 
@@ -88,6 +102,17 @@ class LabelSpec(_Strict):
     min_class_share: float = Field(default=0.01, ge=0.0, le=0.5)
     min: float | None = None
     max: float | None = None
+    horizon_days: int = Field(
+        default=90,
+        ge=1,
+        description="how many days before its batch's day a label's observation may lie; older labels are quarantined",
+    )
+
+    @model_validator(mode="after")
+    def _horizon_covers_the_delay(self) -> LabelSpec:
+        if self.horizon_days < self.delay_days:
+            raise ValueError(f"horizon_days ({self.horizon_days}) must be at least delay_days ({self.delay_days})")
+        return self
 
 
 class FeatureSpec(_Strict):

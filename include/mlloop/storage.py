@@ -18,6 +18,9 @@ The layout under the root, partitioned by use case and interval::
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +38,10 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 ROW_GROUP_ROWS = 131_072
+# A temporary older than this belongs to a writer that is gone (killed, lost with its worker): no
+# task runs this long, so no live writer can own it. Override with MLLOOP_TEMPORARY_MAX_AGE_SECONDS.
+TEMPORARY_MAX_AGE_SECONDS = 24 * 3600.0
+_HOST = socket.gethostname().replace("-", "_").replace("/", "_")
 AREAS = ("landing", "quarantine", "staging", "features", "predictions", "reports")
 
 
@@ -132,14 +139,38 @@ class Storage:
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(self._strip(url), columns=columns, filesystem=self.fs)
+            # One read of one version of the file: pyarrow given a path may stat and open it apart
+            # (size, footer, column chunks), and a publish between them tears the read. Locally an
+            # open file keeps its inode whatever os.replace does; on S3 one GET returns one version.
+            if self.is_local:
+                with pa.OSFile(self._strip(url), "rb") as handle:
+                    return pq.read_table(handle, columns=columns)
+            data = self.fs.cat_file(self._strip(url))
+            return pq.read_table(pa.BufferReader(data), columns=columns)
         except FileNotFoundError as exc:
             raise StorageError(f"{url} does not exist") from exc
         except (pa.ArrowInvalid, OSError) as exc:
+            twice = self._repeated_columns(url)
+            if twice:
+                raise StorageError(
+                    f"{url} has column name(s) {twice} more than once: rename or drop the copies upstream "
+                    "and re-deliver the file"
+                ) from exc
             raise StorageError(
                 f"{url} is not a readable parquet file ({exc}); it may be truncated, empty or "
                 "another format named .parquet: re-deliver the file"
             ) from exc
+
+    def _repeated_columns(self, url: str) -> list[str]:
+        """Column names a parquet file holds twice (Arrow cannot select them), from its footer."""
+        import pyarrow.parquet as pq
+
+        try:
+            with self.fs.open(self._strip(url), "rb") as handle:
+                names = pq.ParquetFile(handle).schema_arrow.names
+        except Exception:  # not parquet at all: the caller's message says so
+            return []
+        return sorted({name for name in names if names.count(name) > 1})
 
     def read_frame(self, url: str, columns: list[str] | None = None) -> pd.DataFrame:
         return arrow_to_pandas(self.read_table(url, columns=columns))
@@ -179,11 +210,15 @@ class Storage:
         """Yield a temporary sibling of ``url``; on success it is moved over ``url`` in one step.
 
         The temporary name starts with a dot and does not end in ``.parquet``, so readers that glob
-        ``*.parquet`` (Feast's offline store, DuckDB) never pick up a half-written file.
+        ``*.parquet`` (Feast's offline store, DuckDB) never pick up a half-written file. It names its
+        writer (``.<name>.tmp-<host>-<pid>-<uuid>``): two writers of one partition at once (a manual
+        run racing the scheduled one, a zombie try and its retry) each publish whole files and the
+        last move wins, because a publisher only tidies up temporaries that provably have no live
+        writer (:func:`_is_abandoned`), never another writer's file in progress.
         """
         final = self._strip(url)
         parent, _, name = final.rpartition("/")
-        tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex}"
+        tmp = f"{parent}/.{name}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex}"
         self.fs.makedirs(parent, exist_ok=True)
         try:
             yield tmp
@@ -195,8 +230,33 @@ class Storage:
             raise
         # A process killed mid-write (SIGKILL, lost worker) leaves its temporary behind; once the
         # file is published, those leftovers are garbage (and already invisible to readers).
-        for stale in self.fs.glob(f"{parent}/.{name}.tmp-*"):
-            self.fs.rm(stale)
+        for leftover in self.fs.glob(f"{parent}/.{name}.tmp-*"):
+            if self._is_abandoned(leftover):
+                try:
+                    self.fs.rm(leftover)
+                except FileNotFoundError:  # its writer published or tidied it meanwhile
+                    pass
+
+    def _is_abandoned(self, tmp: str) -> bool:
+        """Whether no live writer can own the temporary ``tmp``.
+
+        Its writer's process is gone (same host, pid not running), or it is older than
+        ``MLLOOP_TEMPORARY_MAX_AGE_SECONDS`` (a writer on another host: only age can tell).
+        """
+        owner = tmp.rpartition(".tmp-")[2].split("-")
+        if len(owner) == 3 and owner[0] == _HOST and owner[1].isdigit() and not _pid_alive(int(owner[1])):
+            return True
+        try:
+            info = self.fs.info(tmp)
+        except FileNotFoundError:
+            return False
+        written = info.get("mtime") or info.get("LastModified") or info.get("created")
+        if isinstance(written, dt.datetime):
+            written = written.timestamp()
+        if not isinstance(written, int | float):
+            return False
+        max_age = float(os.environ.get("MLLOOP_TEMPORARY_MAX_AGE_SECONDS", TEMPORARY_MAX_AGE_SECONDS))
+        return time.time() - float(written) > max_age
 
     def write_table(self, table: pa.Table, url: str) -> str:
         import pyarrow.parquet as pq
@@ -228,6 +288,16 @@ class Storage:
         path = self._strip(url)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:

@@ -78,41 +78,68 @@ class LabelCount:
 
 
 def count_labels(storage: Storage, spec: UseCaseSpec, first_day: dt.date | None, last_day: dt.date) -> LabelCount:
-    """Labelled rows in the partitions of ``[first_day, last_day]`` (reads the timestamp column only).
+    """Labelled observations in the partitions of ``[first_day, last_day]`` (reads key and timestamp).
 
-    Labels of observations made before ingestion began have no features and never reach a training
-    set; counting them would start a training run that validation must then reject.
+    A label delivered again (a correction) counts once, as in a training set. Labels of observations
+    made before ingestion began have no features and never reach a training set; counting them
+    would start a training run that validation must then reject.
     """
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    tables = [
+        storage.read_table(url, columns=[key, ts])
+        for day, url in label_partitions(storage, spec).items()
+        if _in_window(day, first_day, last_day)
+    ]
+    if not tables:
+        return LabelCount(total=0, with_features=0)
+    times = [pc.cast(t.column(ts), pa.timestamp("us", tz="UTC")) for t in tables]
+    keys = pd.concat([t.column(key).to_pandas().astype(str) for t in tables], ignore_index=True)
+    instants = pd.concat([pd.Series(c.to_pandas()) for c in times], ignore_index=True)
+    labels = pd.DataFrame({key: keys, ts: instants}).drop_duplicates()
     ingested = feature_days(storage, spec)
-    total = usable = 0
-    for day, url in label_partitions(storage, spec).items():
-        if not _in_window(day, first_day, last_day):
-            continue
-        times = storage.read_table(url, columns=[spec.raw.timestamp_column]).column(0)
-        days = pc.cast(pc.cast(times, pa.timestamp("us", tz="UTC")), pa.date32()).to_pylist()
-        total += len(days)
-        usable += sum(1 for d in days if d in ingested)
-    return LabelCount(total=total, with_features=usable)
+    usable = int(labels[ts].dt.date.isin(ingested).sum())
+    return LabelCount(total=len(labels), with_features=usable)
 
 
 def read_labels(storage: Storage, spec: UseCaseSpec, first_day: dt.date | None, last_day: dt.date) -> pd.DataFrame:
-    """Label events of the partitions in ``[first_day, last_day]``: join key, event timestamp, label."""
+    """Label events of the partitions in ``[first_day, last_day]``: join key, event timestamp, label;
+    the latest delivery of each label (see :func:`read_latest_labels`)."""
+    return read_latest_labels(storage, spec, first_day, last_day)[0]
+
+
+def read_latest_labels(
+    storage: Storage, spec: UseCaseSpec, first_day: dt.date | None, last_day: dt.date
+) -> tuple[pd.DataFrame, int]:
+    """Label events of the partitions in ``[first_day, last_day]``, and how many were superseded.
+
+    Each label partition is one delivery, ordered by its landing day. An upstream correction is the
+    same key and timestamp delivered again later: the latest delivery wins, so a training set or an
+    evaluation holds one label per observation (the training set's uniqueness rule), the corrected
+    one. Sorted by time then key.
+    """
     import pandas as pd
 
     key, ts, label = spec.entity.join_key, spec.raw.timestamp_column, spec.labels.column
     frames = [
         storage.read_frame(url, columns=[key, ts, label])
-        for day, url in label_partitions(storage, spec).items()
+        for day, url in label_partitions(storage, spec).items()  # oldest delivery first
         if _in_window(day, first_day, last_day)
     ]
     if not frames:
-        return pd.DataFrame({key: pd.Series(dtype="Int64"), ts: pd.Series(dtype="datetime64[ns, UTC]"), label: []})
+        empty = pd.DataFrame({key: pd.Series(dtype="Int64"), ts: pd.Series(dtype="datetime64[ns, UTC]"), label: []})
+        return empty, 0
     labels = pd.concat(frames, ignore_index=True)
     labels[ts] = pd.to_datetime(labels[ts], utc=True)
-    return labels.sort_values([ts, key], kind="stable").reset_index(drop=True)
+    delivered = len(labels)
+    labels = labels.drop_duplicates(subset=[key, ts], keep="last")
+    superseded = delivered - len(labels)
+    if superseded:
+        log.info("%d label(s) superseded by a later delivery of the same %s+%s (the latest wins)", superseded, key, ts)
+    return labels.sort_values([ts, key], kind="stable").reset_index(drop=True), superseded
 
 
 # --------------------------------------------------------------------------- point-in-time join
@@ -192,10 +219,16 @@ class TrainingSet:
     first_day: dt.date | None
     last_day: dt.date
     partitions: int
+    superseded_labels: int = 0  # labels replaced by a later delivery (an upstream correction)
 
     def describe(self) -> str:
         window = f"{self.first_day or 'the beginning'} .. {self.last_day}"
-        return f"label partitions {window} ({self.partitions} partitions): {self.stats.describe()}"
+        corrected = (
+            f"; {self.superseded_labels} label(s) superseded by a later delivery (the latest wins)"
+            if self.superseded_labels
+            else ""
+        )
+        return f"label partitions {window} ({self.partitions} partitions): {self.stats.describe()}{corrected}"
 
 
 def build_training_set(
@@ -207,7 +240,7 @@ def build_training_set(
     """
     first, last = training_window(spec, cutoff_day)
     partitions = [d for d in label_partitions(storage, spec) if _in_window(d, first, last)]
-    labels = read_labels(storage, spec, first, last)
+    labels, superseded = read_latest_labels(storage, spec, first, last)
     if labels.empty:
         raise TrainingSetError(
             f"no label partitions under {storage.path('features', spec.name, FEATURES_DATASET_LABELS)} "
@@ -217,7 +250,7 @@ def build_training_set(
     key, ts, label = spec.entity.join_key, spec.raw.timestamp_column, spec.labels.column
     frame = joined[[key, ts, label, *spec.model.features]]
     frame = frame.sort_values([ts, key], kind="stable").reset_index(drop=True)
-    return TrainingSet(frame=frame, stats=stats, first_day=first, last_day=last, partitions=len(partitions))
+    return TrainingSet(frame, stats, first, last, len(partitions), superseded_labels=superseded)
 
 
 # -------------------------------------------------------------------------------------- validation

@@ -2,13 +2,15 @@
 
 Three stages, each cheaper and coarser than the next:
 
-1. **Table** (GX): the column set matches the contract exactly, and the batch has enough rows.
-2. **Types** (Arrow schema): each column's physical type matches the contract. Parquet carries an
-   exact schema, and GX's type-list expectation misreads pandas' nullable dtypes, so this check
-   reads the schema itself.
+1. **Table** (GX): the column set matches the contract exactly (no name twice), and the batch has
+   enough rows.
+2. **Types** (:mod:`mlloop.coercion`, the one coercion policy): each column is converted to its
+   contract dtype without loss; a value that cannot be kept (outside int64, fractional in an int
+   column) quarantines its row; a column with no lossless conversion rejects the batch.
 3. **Rows** (GX, ``COMPLETE`` result format keyed by ``_row_number``): nulls, ranges, allowed
-   values, timestamps inside the interval, duplicate keys. Every failing row is quarantined with
-   every expectation it failed.
+   values, patterns and lengths, the join key's rules, timestamps inside the interval (labels: not
+   after it, not older than the spec's horizon), duplicate keys. Every failing row is quarantined
+   with every rule it failed.
 
 A failure in stage 1 or 2, or a share of bad rows above the contract's limit, rejects the whole
 batch (:class:`BatchRejected`). Otherwise good rows go on and bad rows go to quarantine.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,13 @@ log = logging.getLogger(__name__)
 ROW_NUMBER = "_row_number"
 REASONS = "_reasons"
 EXPECTATIONS = "_expectations"
+COERCION = "lossless_coercion"  # the "expectation" a value that cannot be kept fails
+
+# Rules every join key obeys, whatever the spec says: a key that is empty, padded or carries
+# control characters is a different key that merely looks the same (it slips past uniqueness,
+# joins nothing, and pollutes the online store). Strings longer than this are not identifiers.
+KEY_MAX_LENGTH = 256
+KEY_MALFORMED = r"^$|^\s|\s$|[\x00-\x1f\x7f]"
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,10 @@ class Contract:
     timestamp_column: str | None = None
     max_bad_row_share: float = 0.0
     min_rows: int = 1
+    keys: tuple[str, ...] = ()  # join keys: the key rules apply
+    # The timestamp rule's window is [interval start - lookback, interval end): labels label
+    # observations of earlier days, up to a horizon.
+    lookback: dt.timedelta | None = None
 
 
 def observations_contract(spec: UseCaseSpec) -> Contract:
@@ -55,24 +69,42 @@ def observations_contract(spec: UseCaseSpec) -> Contract:
         timestamp_column=spec.raw.timestamp_column,
         max_bad_row_share=spec.raw.max_bad_row_share,
         min_rows=spec.raw.min_rows,
+        keys=(spec.entity.join_key,),
     )
 
 
 def labels_contract(spec: UseCaseSpec) -> Contract:
-    """Label events: one row per labelled observation; the timestamp is the observation's."""
+    """Label events: one row per labelled observation; the timestamp is the observation's.
+
+    A label lands after the observation it labels, so its timestamp may be up to
+    ``labels.horizon_days`` before the batch's interval, never after it.
+    """
     key, ts, label = spec.entity.join_key, spec.raw.timestamp_column, spec.labels.column
+    raw_key = spec.raw.columns[key]
     return Contract(
         name=f"{spec.name}.labels",
         columns={
-            key: ColumnSpec(dtype=spec.entity.dtype),
+            key: ColumnSpec(dtype=spec.entity.dtype, pattern=raw_key.pattern, max_length=raw_key.max_length),
             ts: ColumnSpec(dtype="datetime"),
             label: ColumnSpec(dtype=spec.labels.dtype, min=spec.labels.min, max=spec.labels.max),
         },
         unique=(key, ts),
-        timestamp_column=None,  # labels arrive days after the observation they label
+        timestamp_column=ts,
         max_bad_row_share=spec.raw.max_bad_row_share,
         min_rows=1,
+        keys=(key,),
+        lookback=dt.timedelta(days=spec.labels.horizon_days),
     )
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A row rule that needs more than the batch (e.g. other partitions): ``check`` gets the coerced
+    frame (with ``_row_number``) and returns ``{row number: reason}`` for the rows it fails."""
+
+    name: str
+    column: str
+    check: Callable[[pd.DataFrame], dict[int, str]]
 
 
 @dataclass(frozen=True)
@@ -97,6 +129,7 @@ class ValidationReport:
     failures: list[ExpectationFailure] = field(default_factory=list)
     rejected: bool = False
     reason: str = ""
+    labels_superseded: int = 0  # earlier deliveries of the same labels this batch corrects
 
     @property
     def bad_share(self) -> float:
@@ -109,6 +142,11 @@ class ValidationReport:
             f"rows in {self.rows_in} | valid {self.rows_valid} | quarantined {self.rows_quarantined} "
             f"({self.bad_share:.2%}, limit {self.max_bad_row_share:.2%})",
         ]
+        if self.labels_superseded:
+            lines.append(
+                f"corrections: {self.labels_superseded} label(s) of earlier deliveries superseded "
+                "(the latest delivery wins)"
+            )
         lines += [f"schema: {err}" for err in self.schema_errors]
         if self.failures:
             lines.append(f"{'expectation':<44} {'column':<28} {'failed rows':>11}")
@@ -124,6 +162,7 @@ class ValidationReport:
             "rows_quarantined": self.rows_quarantined,
             "rejected": self.rejected,
             "reason": self.reason,
+            "labels_superseded": self.labels_superseded,
             "schema_errors": list(self.schema_errors),
             "failures": [f.__dict__ for f in self.failures],
         }
@@ -143,55 +182,6 @@ class ValidationResult:
     valid: pd.DataFrame
     quarantined: pd.DataFrame
     report: ValidationReport
-
-
-# ---------------------------------------------------------------------------------- type checks
-def _type_matches(dtype: str, arrow_type: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    if pa.types.is_dictionary(arrow_type):
-        arrow_type = arrow_type.value_type
-    checks = {
-        "int64": pa.types.is_integer,
-        "float64": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
-        "string": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
-        "datetime": pa.types.is_timestamp,
-        "bool": pa.types.is_boolean,
-    }
-    return bool(checks[dtype](arrow_type)) or pa.types.is_null(arrow_type)
-
-
-def check_types(schema: pa.Schema, contract: Contract) -> list[str]:
-    """Columns whose physical type differs from the contract, as readable sentences."""
-    errors = []
-    for name, col in contract.columns.items():
-        if name in schema.names:
-            arrow_type = schema.field(name).type
-            if not _type_matches(col.dtype, arrow_type):
-                errors.append(f"column '{name}' has type {arrow_type}, the contract says {col.dtype}")
-    return errors
-
-
-def conform(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """Cast type-checked columns to one canonical pandas dtype per contract dtype."""
-    import pandas as pd
-
-    out = frame.copy(deep=False)
-    for name, col in contract.columns.items():
-        if col.dtype == "int64":
-            # NumPy int64 unless nulls force pandas' nullable Int64: GX checks ranges vectorized
-            # only on NumPy dtypes and falls back to a Python call per value for Int64 (17x slower).
-            out[name] = out[name].astype("int64" if out[name].notna().all() else "Int64")
-        elif col.dtype == "float64":
-            out[name] = pd.to_numeric(out[name], errors="raise").astype("float64")
-        elif col.dtype == "datetime":
-            values = pd.to_datetime(out[name])
-            out[name] = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
-        elif col.dtype == "string":
-            out[name] = out[name].astype(object).where(out[name].notna(), None)
-        elif col.dtype == "bool":
-            out[name] = out[name].astype("boolean")
-    return out
 
 
 # ---------------------------------------------------------------------------------- GX suites
@@ -217,8 +207,18 @@ def _row_expectations(contract: Contract, interval: tuple[dt.datetime, dt.dateti
             rules.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=col.min, max_value=col.max))
         if col.allowed is not None:
             rules.append(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(col.allowed)))
+        if col.pattern is not None:
+            rules.append(gxe.ExpectColumnValuesToMatchRegex(column=name, regex=full_match(col.pattern)))
+        max_length = col.max_length
+        if name in contract.keys and col.dtype == "string":
+            rules.append(gxe.ExpectColumnValuesToNotMatchRegex(column=name, regex=KEY_MALFORMED))
+            max_length = min(max_length or KEY_MAX_LENGTH, KEY_MAX_LENGTH)
+        if max_length is not None:
+            rules.append(gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=max_length))
     if contract.timestamp_column and interval is not None:
         start, end = (pd.Timestamp(t).tz_convert("UTC") for t in interval)
+        if contract.lookback is not None:
+            start -= contract.lookback
         rules.append(
             gxe.ExpectColumnValuesToBeBetween(
                 column=contract.timestamp_column, min_value=start, max_value=end, strict_max=True
@@ -231,11 +231,22 @@ def _row_expectations(contract: Contract, interval: tuple[dt.datetime, dt.dateti
     return rules
 
 
+def full_match(pattern: str) -> str:
+    """A spec's ``pattern`` must match the whole value (GX searches: anchor it)."""
+    return rf"^(?:{pattern})\Z"
+
+
 def _reason(expectation_type: str, kwargs: dict[str, Any]) -> str:
     """A row's quarantine reason in words, from the expectation that failed it."""
     column = kwargs.get("column") or "+".join(kwargs.get("column_list", []))
     if expectation_type == "expect_column_values_to_not_be_null":
-        return f"{column} is null"
+        return f"{column} is null (null in a non-nullable column)"
+    if expectation_type == "expect_column_values_to_match_regex":
+        return f"{column} does not match the pattern {kwargs.get('regex')}"
+    if expectation_type == "expect_column_values_to_not_match_regex":
+        return f"{column} is empty, padded with whitespace or has control characters (key rules)"
+    if expectation_type == "expect_column_value_lengths_to_be_between":
+        return f"{column} longer than {kwargs.get('max_value')} characters"
     if expectation_type == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         closing = ")" if kwargs.get("strict_max") else "]"
@@ -278,21 +289,29 @@ def validate_table(
     *,
     source: str,
     interval: tuple[dt.datetime, dt.datetime] | None = None,
+    row_rules: Sequence[RowRule] = (),
 ) -> ValidationResult:
     """Validate one batch; return valid rows, quarantined rows with reasons, and the report.
 
-    Raises :class:`BatchRejected` when the batch cannot be used at all (wrong columns or types,
-    too few rows, or more bad rows than ``contract.max_bad_row_share``).
+    Raises :class:`BatchRejected` when the batch cannot be used at all (wrong or repeated columns,
+    a column with no lossless conversion to its type, too few rows, or more bad rows than
+    ``contract.max_bad_row_share``).
     """
     import great_expectations.expectations as gxe
     import numpy as np
 
-    from mlloop.storage import arrow_to_pandas
+    from mlloop.coercion import coerce_table, duplicate_columns
 
     report = ValidationReport(contract=contract.name, source=source, max_bad_row_share=contract.max_bad_row_share)
-    frame = arrow_to_pandas(table)
+    coerced = coerce_table(table, contract.columns)
+    frame = coerced.frame
     report.rows_in = len(frame)
     context = _gx_context()
+    twice = duplicate_columns(table.schema.names)
+    if twice:
+        report.schema_errors.append(
+            f"column name(s) {twice} appear more than once in the file: rename or drop the copies upstream"
+        )
 
     table_result = _run_suite(
         context,
@@ -321,13 +340,13 @@ def validate_table(
                 f"{report.rows_in} row(s); the contract needs at least {contract.min_rows}"
                 + (" (the file is empty)" if report.rows_in == 0 else "")
             )
-    report.schema_errors += check_types(table.schema, contract)
+    report.schema_errors += coerced.errors
     if report.schema_errors:
         report.rejected = True
         report.reason = "; ".join(report.schema_errors)
         raise BatchRejected(report)
 
-    frame = conform(frame, contract)
+    frame = frame[list(contract.columns)].copy()
     frame[ROW_NUMBER] = np.arange(len(frame), dtype=np.int64)
     row_result = _run_suite(
         context,
@@ -336,8 +355,12 @@ def validate_table(
         frame,
         {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_NUMBER]},
     )
-    reasons: dict[int, list[str]] = {}
-    expectations: dict[int, list[str]] = {}
+    # Values that could not be kept are nulls now; their row's reason is the value, not the null.
+    reasons: dict[int, list[str]] = coerced.row_reasons()
+    expectations: dict[int, list[str]] = {row: [COERCION] * len(r) for row, r in reasons.items()}
+    for column, rows_lost in coerced.lossy.items():
+        detail = next(iter(rows_lost.values())).split(": ", 1)[1] if rows_lost else ""
+        report.failures.append(ExpectationFailure(COERCION, column, len(rows_lost), detail))
     for res in row_result.results:
         if res.exception_info and res.exception_info.get("raised_exception"):
             raise RuntimeError(
@@ -349,10 +372,22 @@ def validate_table(
         cfg = res.expectation_config
         column = cfg.kwargs.get("column") or "+".join(cfg.kwargs.get("column_list", []))
         reason = _reason(cfg.type, cfg.kwargs)
+        if cfg.type == "expect_column_values_to_not_be_null":
+            rows = [row for row in rows if row not in coerced.lossy.get(column, {})]
+            if not rows:
+                continue
         report.failures.append(ExpectationFailure(cfg.type, column, len(rows), reason))
         for row in rows:
             reasons.setdefault(row, []).append(reason)
             expectations.setdefault(row, []).append(cfg.type)
+
+    for rule in row_rules:
+        failed = rule.check(frame)
+        if failed:
+            report.failures.append(ExpectationFailure(rule.name, rule.column, len(failed), next(iter(failed.values()))))
+        for row, reason in failed.items():
+            reasons.setdefault(row, []).append(reason)
+            expectations.setdefault(row, []).append(rule.name)
 
     bad = frame[ROW_NUMBER].isin(list(reasons))
     quarantined = frame[bad].copy()

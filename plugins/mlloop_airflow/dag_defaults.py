@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from mlloop.spec import UseCaseSpec
 
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# MLflow's registry keeps a version number in an SQL INTEGER column: a larger one cannot exist, and
+# asking for it fails inside MLflow (an overflow, retried) instead of in the trigger form.
+MAX_MODEL_VERSION = 2**31 - 1
 
 
 def default_args(spec: UseCaseSpec) -> dict[str, Any]:
@@ -50,15 +53,30 @@ def sensor_poke_seconds() -> float:
     return float(os.environ.get("MLLOOP_SENSOR_POKE_SECONDS", "60"))
 
 
-def day_param() -> Param:
+def day_pattern(spec: UseCaseSpec) -> str:
+    """A ``YYYY-MM-DD`` pattern whose year lies between the use case's start and next year.
+
+    JSON Schema has no date range (``formatMinimum`` is not in the standard Airflow validates with),
+    so the schema bounds the year and the run's first task the exact day
+    (:func:`mlloop_airflow.intervals.check_day_in_range`).
+    The pattern follows the calendar year, so the DAG gets a new version once a year.
+    """
+    first = spec.schedule.start_date.year
+    last = max(first, dt.datetime.now(dt.UTC).year + 1)
+    years = "|".join(str(year) for year in range(first, last + 1))
+    return rf"^(?:{years})-\d{{2}}-\d{{2}}$"
+
+
+def day_param(spec: UseCaseSpec) -> Param:
     return Param(
         None,
         type=["null", "string"],
-        pattern=DAY_PATTERN,
+        pattern=day_pattern(spec),
         format="date",
         title="Day",
         description=(
-            "Day to process (YYYY-MM-DD, UTC). Leave empty for scheduled and backfill runs; "
+            "Day to process (YYYY-MM-DD, UTC), from the use case's start date "
+            f"({spec.schedule.start_date}) to a year ahead. Leave empty for scheduled and backfill runs; "
             "a manual trigger has no data interval in Airflow 3, so set it there."
         ),
     )

@@ -76,6 +76,15 @@ BAD = [
     ("training", {"drift_report": REPORT.replace("report.html", "report.json")}, "does not match"),
     ("training", {"drift": {"drifted_share": 3}}, "greater than the maximum of 1"),
     ("training", {"drift": {"command": "rm -rf /"}}, "Additional properties are not allowed"),
+    # bounded: what the registry can store, days the use case can have, a conf of sane size
+    ("promotion", {"version": 10**30}, "greater than the maximum of 2147483647"),
+    ("rollback", {"version": 2**31}, "greater than the maximum of 2147483647"),
+    ("feature_ingestion", {"day": "9999-12-31"}, "does not match"),
+    ("batch_scoring", {"day": "1970-01-01"}, "does not match"),
+    ("training", {"cutoff_day": "9999-12-31"}, "does not match"),
+    ("training", {"drift": {"drifted_features": {f"f{i}": 0.5 for i in range(200_000)}}}, "too many properties"),
+    ("training", {"drift": {"drifted_features": {"x" * 10_000_000: 0.5}}}, "is too long"),
+    ("training", {"drift": {"key_features_drifted": ["age"] * 200_000}}, "is too long"),
 ]
 
 
@@ -116,6 +125,22 @@ def test_a_drift_report_outside_the_storage_root_fails_the_first_task_before_any
     op = TrainingDecisionOperator(task_id="decide_training", use_case="credit_risk", drift_report=inside)
     with pytest.raises(AirflowFailException, match="Nothing was done"):
         op.execute({})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ahead", [None, 400])
+def test_a_day_the_pattern_lets_through_but_outside_the_use_case_range_fails_the_first_task(ahead: int | None) -> None:
+    """The schema bounds the year; the exact range (start date .. a year ahead) is the first task's."""
+    import datetime as dt
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlloop_airflow.operators.validation import ValidateBatchOperator
+
+    today = dt.datetime.now(dt.UTC).date()
+    day = "2024-12-31" if ahead is None else (today + dt.timedelta(days=ahead)).isoformat()
+    op = ValidateBatchOperator(task_id="validate_observations", use_case="credit_risk", dataset="observations", day=day)
+    with pytest.raises(AirflowFailException, match=rf"'day' {day} is outside 2025-01-01 .*Nothing was done"):
+        op.resolve_day({})  # type: ignore[arg-type]
 
 
 def test_a_model_version_that_does_not_exist_fails_the_first_task(mlloop_home) -> None:  # type: ignore[no-untyped-def]

@@ -198,3 +198,20 @@ def test_the_drift_minimum_rows_default_to_100_labelled_and_50_predictions_and_a
     assert (spec.drift.min_labelled_rows, spec.drift.min_prediction_rows) == (100, 50)
     spec = load_spec(write_variant(tmp_path, lambda d: d["drift"].update(min_labelled_rows=24, min_prediction_rows=24)))
     assert (spec.drift.min_labelled_rows, spec.drift.min_prediction_rows) == (24, 24)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "words"),
+    [
+        (lambda d: d["raw"]["columns"]["region"].update(pattern="[a-z"), "raw.columns.region", "not a valid regular"),
+        (lambda d: d["raw"]["columns"]["age"].update(pattern="[0-9]+"), "raw.columns.age", "string columns only"),
+        (lambda d: d["raw"]["columns"]["age"].update(max_length=3), "raw.columns.age", "string columns only"),
+        (lambda d: d["raw"]["columns"]["region"].update(max_length=0), "raw.columns.region.max_length", "greater than"),
+        (lambda d: d["labels"].update(horizon_days=1), "labels", "horizon_days (1) must be at least delay_days (3)"),
+    ],
+)
+def test_invalid_string_rules_and_label_horizon_name_the_field(tmp_path: Path, edit, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    path = write_variant(tmp_path, edit)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert f"field '{field}" in str(err.value) and words in str(err.value)

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from mlloop_airflow.hooks.mlflow import apply_mlflow_credentials
 from mlloop_airflow.hooks.storage import StorageHook
-from mlloop_airflow.intervals import resolve_day
+from mlloop_airflow.intervals import check_day_in_range, resolve_day
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -80,7 +80,10 @@ class UseCaseOperator(BaseOperator):
         return StorageHook()
 
     def resolve_day(self, context: Context) -> dt.date:
-        return resolve_day(context, self.day)
+        day = resolve_day(context, self.day)
+        if self.day not in (None, "", "None"):  # a run's own interval is always in range
+            check_day_in_range(self.spec, day)
+        return day
 
     def set_outlet_extra(self, context: Context, extra: dict[str, Any]) -> None:
         """Attach ``extra`` to the asset events this task emits (consumers read it)."""

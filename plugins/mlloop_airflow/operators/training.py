@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlloop_airflow.hooks.feature_store import FeastHook
 from mlloop_airflow.hooks.mlflow import MlflowHook
+from mlloop_airflow.intervals import check_day_in_range
 from mlloop_airflow.links import LinkedOperatorMixin, MlflowRunLink, ModelVersionLink
 from mlloop_airflow.operators.base import UseCaseOperator
 from mlloop_airflow.operators.branching import BranchWithResultMixIn
@@ -119,7 +120,8 @@ class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
     def resolve_cutoff(self, context: Context) -> tuple[dt.date, str]:
         """(cutoff day, where it came from)."""
         if _is_set(self.cutoff_day):
-            return _parse_day(self.cutoff_day, "cutoff_day"), "the cutoff_day parameter"
+            cutoff = check_day_in_range(self.spec, _parse_day(self.cutoff_day, "cutoff_day"), "cutoff_day")
+            return cutoff, "the cutoff_day parameter"
         days = [str(e["day"]) for e in self.triggering_asset_extras(context) if _is_set(e.get("day"))]
         if not days:
             return dt.datetime.now(dt.UTC).date(), "today (UTC): no cutoff_day and no triggering asset event"
@@ -219,6 +221,7 @@ class BuildTrainingSetOperator(UseCaseOperator):
             "cutoff_day": cutoff.isoformat(),
             "fingerprint": prints,
             "join": dataclasses.asdict(training_set.stats),
+            "labels_superseded": training_set.superseded_labels,
         }
 
 

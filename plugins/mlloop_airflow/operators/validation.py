@@ -18,7 +18,8 @@ class ValidateBatchOperator(UseCaseOperator):
 
     Valid rows go on (staging for observations, the offline label store for labels); bad rows go to
     ``quarantine/`` with every expectation they failed; a summary table goes to the log. A batch
-    with the wrong columns or types, too few rows, or too many bad rows fails the task without
+    with the wrong or repeated columns, a column that cannot be read without loss (see
+    docs/data_contracts.md), too few rows, or too many bad rows fails the task on one line without
     retries (retrying cannot fix data) and writes nothing downstream.
 
     :param dataset: ``observations`` or ``labels``. (templated)
@@ -50,8 +51,9 @@ class ValidateBatchOperator(UseCaseOperator):
             outcome = validate_landed_batch(storage, self.spec, self.dataset, day)
         except BatchRejected as exc:
             self.log.error("\n%s", exc.report.summary())
+            cause = " ".join(str(exc).split())  # one line, whatever a library put in the reason
             raise AirflowFailException(
-                f"{exc}. Nothing was written downstream; bad rows and the report are under "
+                f"{cause}. Nothing was written downstream; bad rows and the report are under "
                 f"{storage.path('quarantine', self.spec.name, self.dataset)}/date={day}. "
                 "Fix or re-deliver the batch upstream, then clear this task to rerun the interval."
             ) from None
