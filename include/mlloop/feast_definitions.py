@@ -206,6 +206,9 @@ def _repo_module(path: Path) -> ModuleType:
         file = getattr(module, "__file__", None)
         if file and Path(file).resolve() == path.resolve():
             return module
+    stale = sys.modules.get(path.stem)
+    if stale is not None:  # a module of that name from elsewhere (another repo in the same process)
+        del sys.modules[path.stem]
     if str(path.parent) not in sys.path:
         sys.path.append(str(path.parent))
     return importlib.import_module(path.stem)
