@@ -229,6 +229,9 @@ def repo_definitions(repo: Path, settings: Settings | None = None) -> dict[str, 
     """
     settings = settings or get_settings()
     folder = settings.use_cases_dir
+    if not folder.is_dir():
+        # An empty registry would be applied, deleting every use case's objects from it.
+        raise FeastDefinitionError(f"the use-case folder {folder} (MLLOOP_USE_CASES_DIR) is not a directory")
     specs = {spec.name: spec for spec in load_specs(folder)}
     handwritten: dict[str, Path] = {}
     for path in repo_python_files(repo):

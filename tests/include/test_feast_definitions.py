@@ -105,6 +105,25 @@ def test_feast_apply_registers_every_spec_of_the_use_case_folder(feast_registry:
     assert view.ttl == dt.timedelta(days=30) and view.tags == {"use_case": "credit_risk"}
 
 
+def test_a_relative_use_case_folder_is_read_from_where_it_was_set(
+    mlloop_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Feast runs from the repo folder: ``MLLOOP_USE_CASES_DIR=include/use_cases`` (.env.example) set in
+    the project folder must still find the specs, and a folder that is not there must not apply an
+    empty registry (which deletes every use case's views)."""
+    from mlloop.feature_store import apply_registry, open_store
+
+    views = {get_spec(name).features.feature_view for name in SHIPPED}
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", "include/use_cases")
+    apply_registry()
+    assert {v.name for v in open_store().list_feature_views()} == views
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path / "missing"))
+    with pytest.raises(FeastDefinitionError, match=r"missing \(MLLOOP_USE_CASES_DIR\) is not a directory"):
+        apply_registry()
+    assert {v.name for v in open_store().list_feature_views()} == views
+
+
 @pytest.fixture
 def feature_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlloop_home: Path) -> Iterator[Path]:
     """A copy of the project's feature repo (MLLOOP_FEAST_REPO), to add files to.
