@@ -18,7 +18,7 @@ Feast is imported inside functions, as everywhere in the core.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,18 +200,25 @@ def check_handwritten(spec: UseCaseSpec, module: ModuleType, spec_path: Path, se
 
 
 def _repo_module(path: Path) -> ModuleType:
-    """The module Feast imports for ``path`` (a top-level module named after the file: Feast runs from
-    the repo folder and puts it on ``sys.path``), imported once and shared with Feast."""
+    """The module Feast imports for ``path``: a top-level module named after the file (Feast runs from
+    the repo folder). Loaded from that file and registered under that name, so that Feast's own import,
+    before or after this one, yields the same module and the same objects (Feast skips an object it
+    has seen, but registers an equal copy twice)."""
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if file and Path(file).resolve() == path.resolve():
             return module
-    stale = sys.modules.get(path.stem)
-    if stale is not None:  # a module of that name from elsewhere (another repo in the same process)
+    loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise FeastDefinitionError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[path.stem] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException:
         del sys.modules[path.stem]
-    if str(path.parent) not in sys.path:
-        sys.path.append(str(path.parent))
-    return importlib.import_module(path.stem)
+        raise
+    return module
 
 
 def repo_python_files(repo: Path) -> list[Path]:

@@ -167,6 +167,30 @@ def test_a_handwritten_file_that_disagrees_fails_naming_both_files_and_the_field
     assert "field 'features.ttl_days': the spec says 30, the view's ttl is 7 days" in message
 
 
+def test_a_handwritten_file_feast_imports_after_the_generated_module_is_checked_too(
+    feature_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``zz_credit.py`` sorts after ``use_cases.py``: the check loads it first, Feast then reuses it."""
+    import yaml
+
+    from mlloop.feature_store import apply_registry, open_store
+
+    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
+    raw["name"], raw["model"]["feature_service"] = "zz_credit", "zz_credit_v1"
+    folder = tmp_path / "use_cases"
+    folder.mkdir()
+    (folder / "zz_credit.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(folder))
+    monkeypatch.delitem(sys.modules, "zz_credit", raising=False)
+    handwritten = HANDWRITTEN.replace('"credit_risk', '"zz_credit')
+    (feature_repo / "zz_credit.py").write_text(handwritten.replace("TTL_DAYS", "7"))
+    with pytest.raises(FeastDefinitionError, match=r"zz_credit\.py disagrees .* field 'features\.ttl_days'"):
+        apply_registry()
+    (feature_repo / "zz_credit.py").write_text(handwritten.replace("TTL_DAYS", "30"))
+    apply_registry()
+    assert [v.description for v in open_store().list_feature_views()] == ["written by hand"]
+
+
 def test_a_handwritten_file_with_another_join_key_or_a_missing_feature_is_named(mlloop_home: Path) -> None:
     spec = get_spec("credit_risk")
     source = (
