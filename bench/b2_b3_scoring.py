@@ -15,7 +15,7 @@ from bench.common import Result, run_python, scratch_home
 SETUP = """
 import json
 import mlflow, mlflow.sklearn, numpy as np
-from bench.data import START, feature_frame, write_feature_days
+from bench.data import START, write_feature_days
 from mlloop.feature_store import apply_registry
 from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client, record_model_checksum
 from mlloop.settings import get_settings
@@ -29,7 +29,8 @@ storage = Storage.from_url(get_settings().storage_root)
 write_feature_days(storage, spec, rows, 1)
 apply_registry()
 rng = np.random.default_rng(3)
-train = feature_frame(spec, np.arange(20_000), START, rng)
+from mlloop.synthetic import entity_keys, feature_rows
+train = feature_rows(spec, entity_keys(spec, 20_000), START, rng)
 y = (rng.random(len(train)) < 1 / (1 + np.exp(-(train["debt_to_income"] * 4 - 3)))).astype(int)
 model = build_pipeline(spec).fit(train[spec.model.features], y)
 client = mlflow_client()

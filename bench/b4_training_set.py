@@ -16,6 +16,7 @@ import numpy as np, pandas as pd
 from bench.common import preload_like_a_task
 preload_like_a_task()
 from bench.data import START, write_feature_days
+from mlloop.synthetic import entity_keys
 from mlloop.feature_store import apply_registry, open_store
 from mlloop.settings import get_settings
 from mlloop.spec import get_spec
@@ -33,7 +34,7 @@ store = open_store()
 rng = np.random.default_rng(1)
 key, ts = spec.entity.join_key, spec.raw.timestamp_column
 labels = pd.DataFrame({{
-    key: (100_000 + rng.integers(0, customers, labels_n)).astype(np.int64),
+    key: entity_keys(spec, customers)[rng.integers(0, customers, labels_n)],
     ts: pd.Timestamp(START, tz="UTC") + pd.to_timedelta(rng.integers(0, days * 86_400, labels_n), unit="s"),
     spec.labels.column: rng.integers(0, 2, labels_n),
 }})
@@ -50,7 +51,8 @@ glob = storage.path("features", spec.name, spec.features.feature_view, "date=*",
 feature_rows = pd.concat([pd.read_parquet(p) for p in storage.glob(glob)], ignore_index=True)
 left = labels.assign(_row=np.arange(labels_n)).sort_values(ts, kind="stable")
 right = feature_rows.sort_values(ts, kind="stable")
-limit = pd.merge_asof(left, right, on=ts, by=key, direction="backward", tolerance=pd.Timedelta(days=30))
+ttl = pd.Timedelta(days=spec.features.ttl_days)
+limit = pd.merge_asof(left, right, on=ts, by=key, direction="backward", tolerance=ttl)
 limit = limit.dropna(subset=features, how="all").sort_values("_row").reset_index(drop=True)
 t_limit = time.perf_counter() - t0
 

@@ -23,6 +23,7 @@ from bench.common import preload_like_a_task
 preload_like_a_task()
 import numpy as np
 from bench.data import START, write_feature_days
+from mlloop.synthetic import entity_keys
 from mlloop.feature_store import OnlineReader, apply_registry, materialize_interval, open_store
 from mlloop.ingestion import day_bounds
 from mlloop.settings import get_settings
@@ -76,7 +77,7 @@ else:
     pipe.execute()
     raw_write = time.perf_counter() - t0
 
-ids = (100_000 + np.arange(rows)).tolist()
+ids = entity_keys(spec, rows).tolist()
 rng = np.random.default_rng(0)
 latency = {{}}
 reader = OnlineReader.open(store, spec.model.feature_service, spec.entity.join_key)

@@ -11,7 +11,7 @@ from bench.common import Result, run_python, scratch_home
 
 SETUP = """
 import datetime as dt, numpy as np
-from bench.data import feature_frame
+from mlloop.synthetic import entity_keys, feature_rows
 from mlloop.scoring import predictions_path
 from mlloop.settings import get_settings
 from mlloop.spec import get_spec
@@ -25,7 +25,7 @@ day = dt.date(2026, 3, 10)
 days = [day - dt.timedelta(days=i) for i in range(spec.drift.window_days)]
 per_day = rows // len(days)
 for d in days:
-    frame = feature_frame(spec, np.arange(per_day), d, rng)
+    frame = feature_rows(spec, entity_keys(spec, per_day), d, rng)
     frame["score"] = rng.random(per_day)
     frame["predicted_class"] = (frame["score"] > 0.5).astype("int64")
     frame["model_version"] = "1"
@@ -40,7 +40,7 @@ import datetime as dt, gc, json, time
 from contextlib import nullcontext
 from bench.common import PeakRss, profiled
 import numpy as np
-from bench.data import feature_frame
+from mlloop.synthetic import entity_keys, feature_rows
 from mlloop.drift_report import load_current_window, run_evidently
 from mlloop.settings import get_settings
 from mlloop.spec import get_spec
@@ -52,10 +52,10 @@ spec = get_spec("credit_risk")
 storage = Storage.from_url(get_settings().storage_root)
 rng = np.random.default_rng(1)
 day = dt.date(2026, 3, 10)
-reference = feature_frame(spec, np.arange(spec.drift.sample_size), day - dt.timedelta(days=30), rng)
+reference = feature_rows(spec, entity_keys(spec, spec.drift.sample_size), day - dt.timedelta(days=30), rng)
 reference["prediction"] = rng.random(len(reference))
 if mode == "unsampled":
-    current = feature_frame(spec, np.arange(rows), day, rng)
+    current = feature_rows(spec, entity_keys(spec, rows), day, rng)
     current["score"] = rng.random(rows)
     current["model_version"] = "1"
 gc.collect()

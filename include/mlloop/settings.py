@@ -93,6 +93,9 @@ class Settings:
             "MLLOOP_FEAST_REGISTRY_STORE": self.feast_registry_store,
             "MLLOOP_FEAST_ONLINE_STORE": self.feast_online_store,
             "MLLOOP_FEAST_OFFLINE_STORE": self.feast_offline_store,
+            # The definitions are generated from the specs (feature_repo/use_cases.py); absolute, since
+            # Feast runs from the repo folder and a relative folder would be read from there.
+            "MLLOOP_USE_CASES_DIR": str(self.use_cases_dir.resolve()),
         }
 
     def prepare_local_paths(self) -> None:

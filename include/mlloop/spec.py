@@ -81,6 +81,7 @@ class EntitySpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     join_key: str = Field(pattern=NAME_PATTERN)
     dtype: Literal["int64", "string"] = "int64"
+    description: str = Field(default="", description="the Feast entity's description")
 
 
 class RawSpec(_Strict):
@@ -121,6 +122,15 @@ class FeatureSpec(_Strict):
     feature_view: str = Field(pattern=NAME_PATTERN)
     derived: dict[str, str] = Field(default_factory=dict, description="name -> pandas expression")
     columns: dict[str, ColumnSpec]
+    ttl_days: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "the Feast feature view's ttl: a point-in-time join uses no feature row older than this "
+            "before the label or scoring time"
+        ),
+    )
+    description: str = Field(default="", description="the Feast feature view's description")
 
 
 class ModelSpec(_Strict):

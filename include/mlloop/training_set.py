@@ -185,7 +185,8 @@ def point_in_time_join(
     if missing and service == spec.model.feature_service:
         raise TrainingSetError(
             f"Feast feature service '{service}' does not serve model feature(s) {missing}; "
-            f"it serves {sorted(feature_columns)}. Fix feature_repo/ or model.features in the spec."
+            f"it serves {sorted(feature_columns)}. The registry is older than the spec: deploy it again "
+            "('make feast-apply'; the service is generated from the spec, or checked against it)."
         )
     joined = joined.drop_duplicates(subset=[LABEL_ROW])
     dropped = len(entity_df) - len(joined)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from mlloop.spec import UseCaseSpec
+from mlloop.spec import UseCaseSpec, get_spec
 from mlloop.storage import Storage
+from mlloop.synthetic import entity_keys, feature_rows
 from mlloop.training_set import (
     LabelCount,
     build_training_set,
@@ -30,22 +33,17 @@ def at(day: int, hour: int, minute: int = 0) -> pd.Timestamp:
     return pd.Timestamp(DAY1, tz="UTC") + pd.Timedelta(days=day - 1, hours=hour, minutes=minute)
 
 
+@functools.cache
+def _template_row() -> dict[str, Any]:
+    """Every column of the bundled use case's feature view, from its spec (``mlloop.synthetic``)."""
+    spec = get_spec("credit_risk")
+    return dict(feature_rows(spec, entity_keys(spec, 1), DAY1, np.random.default_rng(0)).iloc[0])
+
+
 def feature_row(key: int, ts: pd.Timestamp, income: float, employment: str) -> dict[str, Any]:
     """One row of the customer_profile view; income and employment type are what changes over time."""
-    return {
-        "customer_id": key,
-        "event_timestamp": ts,
-        "age": 40,
-        "annual_income": income,
-        "credit_utilization": 0.3,
-        "n_late_payments_12m": 0,
-        "n_open_accounts": 3,
-        "loan_amount": 10_000.0,
-        "debt_to_income": 0.5,
-        "loan_to_income": 10_000.0 / income,
-        "employment_type": employment,
-        "region": "north",
-    }
+    changing = {"annual_income": income, "loan_to_income": 10_000.0 / income, "employment_type": employment}
+    return {**_template_row(), "customer_id": key, "event_timestamp": ts, "loan_amount": 10_000.0, **changing}
 
 
 def write_features(storage: Storage, spec: UseCaseSpec, rows: list[dict[str, Any]]) -> pd.DataFrame:
