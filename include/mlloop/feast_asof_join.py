@@ -170,7 +170,8 @@ def view_sql(view: ViewJoin, alias: str) -> str:
 
 
 def join_sql(plan: AsOfPlan) -> str:
-    """One statement: the entity rows, as-of joined with each view in turn, in entity-row order."""
+    """One statement: the entity rows, as-of joined with each view in turn (in no particular order;
+    :func:`run_join` puts them back in entity-row order, faster than an ``ORDER BY``)."""
     key_alias = {col: _entity_key(n) for n, col in enumerate(plan.entity_key_columns)}
     selects = [f"e.{_ident(ROW)}"]
     joins = []
@@ -189,7 +190,7 @@ def join_sql(plan: AsOfPlan) -> str:
                 within = f"{alias}.{_ident(TS)} + to_microseconds({micros}) >= e.{_ident(TS)}"
                 value = f"CASE WHEN {within} THEN {value} END"
             selects.append(f"{value} AS {_ident(out)}")
-    return f"SELECT {', '.join(selects)} FROM {ENTITIES} AS e {' '.join(joins)} ORDER BY e.{_ident(ROW)}"
+    return f"SELECT {', '.join(selects)} FROM {ENTITIES} AS e {' '.join(joins)}"
 
 
 def entity_keys_table(entity_df: pd.DataFrame, plan: AsOfPlan) -> pa.Table:
@@ -208,20 +209,37 @@ def entity_keys_table(entity_df: pd.DataFrame, plan: AsOfPlan) -> pa.Table:
     return pa.table(columns)
 
 
+def join_cursor(con: duckdb.DuckDBPyConnection, plan: AsOfPlan, entity_df: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+    """A connection of its own on ``con``'s database (its S3 secret, not its state) with the entity
+    rows registered, set up to run :func:`join_sql`."""
+    cursor = con.cursor()
+    cursor.execute("SET TimeZone = 'UTC'")
+    # DuckDB turns an as-of join whose left side looks small into a nested-loop join plus a
+    # window; a registered Arrow table has no size estimate, so it looked small at any size
+    # (100k labels: 84 s instead of 0.3 s). The sort-merge as-of join is right at every size.
+    cursor.execute("SET asof_loop_join_threshold = 0")
+    cursor.register(ENTITIES, entity_keys_table(entity_df, plan))
+    return cursor
+
+
 def run_join(con: duckdb.DuckDBPyConnection, plan: AsOfPlan, entity_df: pd.DataFrame) -> pa.Table:
     """The entity rows (all their columns, as given) followed by the features of every view."""
+    import numpy as np
     import pyarrow as pa
 
     result = pa.Table.from_pandas(entity_df, preserve_index=False)
     if not plan.views:
         return result
-    cursor = con.cursor()  # a connection of its own on the same database: its S3 secret, not its state
+    cursor = join_cursor(con, plan, entity_df)
     try:
-        cursor.execute("SET TimeZone = 'UTC'")
-        cursor.register(ENTITIES, entity_keys_table(entity_df, plan))
         features = cursor.execute(join_sql(plan)).to_arrow_table()
     finally:
         cursor.close()
+    # Row i of the result is entity row rows[i]: invert that permutation to restore the input order.
+    rows = features.column(0).to_numpy()
+    order = np.empty(len(rows), dtype=np.int64)
+    order[rows] = np.arange(len(rows), dtype=np.int64)
+    features = features.take(order)
     for name in features.column_names[1:]:
         result = result.append_column(name, features.column(name))
     return result
