@@ -47,10 +47,13 @@ def customer_rows(rng: np.random.Generator) -> pd.DataFrame:
         # customer 3: a tie whose other side has no created timestamp
         (3, T0, pd.NaT, 7.0, 70, "no-created"),
         (3, T0, T0, 8.0, 80, "created"),
+        # customer 4: a tie like customer 1's, the later-created row written second
+        (4, T0, T0 + pd.Timedelta(hours=1), 11.0, 110, "older"),
+        (4, T0, T0 + pd.Timedelta(hours=2), 12.0, 120, "newer"),
     ]
     frame = pd.DataFrame(hand, columns=["customer_id", "event_timestamp", "created", "amount", "visits", "segment"])
     n = 3000
-    times = T0 + pd.to_timedelta(rng.integers(0, 10 * 24, n), unit="h")  # hourly grid: many ties
+    times = T0 + pd.to_timedelta(rng.integers(0, 40, n) * 6, unit="h")  # a 6-hour grid: ties everywhere
     random = pd.DataFrame(
         {
             "customer_id": rng.integers(100, 300, n),
@@ -98,6 +101,7 @@ def entity_rows(customers: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
         (2, "m1", T0),  # before customer 2's first row
         (99, "m1", T0 + DAY),  # a customer with no rows at all
         (3, None, T0 + pd.Timedelta(hours=1)),  # the null-created tie; no merchant key
+        (4, "m1", T0 + pd.Timedelta(hours=1)),  # the tie written the other way round
     ]
     frame = pd.DataFrame(hand, columns=["customer_id", "merchant_id", "event_timestamp"])
     n = 4000
@@ -285,12 +289,14 @@ def test_as_of_join_equals_feasts_point_in_time_join(stores: dict[str, Any], ful
     risk = "merchant__risk" if full_feature_names else "risk"
     names = [("activity", "amount"), ("activity", "segment"), ("merchant", "risk"), ("merchant", "n_disputes")]
     assert list(ours.columns) == [*entities.columns, *(f"{v}__{f}" if full_feature_names else f for v, f in names)]
-    # The edges, readable: entity rows 0..9 are the hand-written ones
-    hand = ours.set_index("_entity_row").loc[range(10)]
+    # The edges, readable: entity rows 0..10 are the hand-written ones
+    hand = ours.set_index("_entity_row").loc[range(11)]
     assert hand[amount].tolist()[:7] == pytest.approx([np.nan, 2.0, 2.0, 3.0, 3.0, 3.0, np.nan], nan_ok=True)
     assert hand[amount].isna().tolist()[7:9] == [True, True]  # before the first row; no rows at all
-    assert hand[amount].tolist()[9] == 8.0  # the created timestamp breaks the tie, a missing one loses
-    assert hand[risk].tolist() == pytest.approx([0.1, 0.1, 0.1, 0.3, 0.3, 0.3, np.nan, 0.1, 0.2, np.nan], nan_ok=True)
+    assert hand[amount].tolist()[9:] == [8.0, 12.0]  # the created timestamp breaks ties, a missing one loses
+    assert hand[risk].tolist() == pytest.approx(
+        [0.1, 0.1, 0.1, 0.3, 0.3, 0.3, np.nan, 0.1, 0.2, np.nan, 0.1], nan_ok=True
+    )
     assert ours[amount].notna().sum() > len(ours) / 4, "the random rows must hit features too"
 
 
