@@ -80,10 +80,22 @@ def as_of_join(features: pd.DataFrame, labels: pd.DataFrame, spec: UseCaseSpec, 
     return pd.DataFrame(rows)
 
 
+@pytest.mark.parametrize(
+    "offline_store",
+    [None, '{"type": "duckdb"}'],
+    ids=["as-of store (default)", "Feast's DuckDB store (its own row order)"],
+)
 def test_point_in_time_join_matches_a_brute_force_as_of_join(
-    feast_registry: Path, storage: Storage, spec: UseCaseSpec
+    feast_registry: Path,
+    storage: Storage,
+    spec: UseCaseSpec,
+    offline_store: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mlloop.feature_store import open_store
+
+    if offline_store:
+        monkeypatch.setenv("MLLOOP_FEAST_OFFLINE_STORE", offline_store)
 
     features = write_features(
         storage,
