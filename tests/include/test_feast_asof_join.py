@@ -372,7 +372,7 @@ def test_the_join_runs_as_a_sort_merge_as_of_join(local_stores: dict[str, Any]) 
     job = local_stores["ours"].get_historical_features(
         entity_df=local_stores["entities"], features=local_stores["ours"].get_feature_service("both")
     )
-    cursor = join_cursor(ibis.get_backend().con, job.plan, job.entity_df)
+    cursor, _ = join_cursor(ibis.get_backend().con, job.plan, job.entity_df)
     plan = "\n".join(row[1] for row in cursor.execute("EXPLAIN " + join_sql(job.plan)).fetchall())
     assert plan.count("ASOF_JOIN") == 2, plan
     assert "NESTED_LOOP_JOIN" not in plan, plan
