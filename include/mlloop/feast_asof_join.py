@@ -2,11 +2,10 @@
 
 Feast's DuckDB offline store (``feast.infra.offline_stores.ibis.point_in_time_join``) joins every
 entity row with every earlier feature row of its entity (a range join), then keeps the newest per
-entity row with a window function: its cost grows with labels x feature rows per entity. An as-of
-join finds that newest row directly (DuckDB sorts both sides once and merges), which is what made
-the training set 3.6-4.8x slower than pandas ``merge_asof`` (``bench`` B4) and is what this module
-fixes. The result is Feast's, row for row (``tests/include/test_feast_asof_join.py`` compares the
-two on data built to hit the edges):
+entity row with a window function: its cost grows with labels x feature rows per entity, and made
+the training set 3.6-4.8x slower than pandas ``merge_asof`` (``bench`` B4). An as-of join finds that
+newest row directly (DuckDB sorts both sides once and merges). The result is Feast's, row for row
+(``tests/include/test_feast_asof_join.py`` compares the two on data built to hit the edges):
 
 * a feature row joins an entity row when the join keys are equal and its event timestamp is at or
   before the entity row's (``feature_ts <= entity_ts``);
@@ -227,18 +226,22 @@ def join_cursor(
     import pyarrow as pa
 
     cursor = con.cursor()
-    cursor.execute("SET TimeZone = 'UTC'")
-    # DuckDB turns an as-of join whose left side looks small into a nested-loop join plus a
-    # window; a registered Arrow table has no size estimate, so it looked small at any size
-    # (100k labels: 84 s instead of 0.3 s). The sort-merge as-of join is right at every size.
-    cursor.execute("SET asof_loop_join_threshold = 0")
-    cursor.register(ENTITIES, entity_keys_table(entity_df, plan))
-    views = []
-    for n, view in enumerate(plan.views):
-        rows = cursor.execute(view_sql(view, f"v{n}")).to_arrow_table()
-        keys = rows.select([*(f"v{n}_k{k}" for k in range(len(view.join_keys))), TS])
-        cursor.register(_view_table(n), keys.append_column(POSITION, pa.array(np.arange(rows.num_rows))))
-        views.append(rows)
+    try:
+        cursor.execute("SET TimeZone = 'UTC'")
+        # DuckDB turns an as-of join whose left side looks small into a nested-loop join plus a
+        # window; a registered Arrow table has no size estimate, so it looked small at any size
+        # (100k labels: 84 s instead of 0.3 s). The sort-merge as-of join is right at every size.
+        cursor.execute("SET asof_loop_join_threshold = 0")
+        cursor.register(ENTITIES, entity_keys_table(entity_df, plan))
+        views = []
+        for n, view in enumerate(plan.views):
+            rows = cursor.execute(view_sql(view, f"v{n}")).to_arrow_table()
+            keys = rows.select([*(f"v{n}_k{k}" for k in range(len(view.join_keys))), TS])
+            cursor.register(_view_table(n), keys.append_column(POSITION, pa.array(np.arange(rows.num_rows))))
+            views.append(rows)
+    except BaseException:
+        cursor.close()
+        raise
     return cursor, views
 
 

@@ -166,9 +166,10 @@ def point_in_time_join(
     if not joined[LABEL_ROW].is_unique:
         joined = joined.drop_duplicates(subset=[LABEL_ROW])
     dropped = len(entity_df) - len(joined)
-    no_values = joined[feature_columns].isna().all(axis=1) if feature_columns else joined[LABEL_ROW].isna()
+    columns = feature_columns or [LABEL_ROW]
+    no_values = np.logical_and.reduce([joined[c].isna().to_numpy() for c in columns])  # no frame copy
     # Positions in Feast's output of the rows with features, in label order; their label rows.
-    kept = np.flatnonzero(~no_values.to_numpy())
+    kept = np.flatnonzero(~no_values)
     label_rows = joined[LABEL_ROW].to_numpy()[kept].astype(np.int64)
     order = np.argsort(label_rows, kind="stable")
     kept, label_rows = kept[order], label_rows[order]

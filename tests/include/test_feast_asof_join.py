@@ -217,6 +217,7 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield f"s3://{BUCKET}/offline"
     finally:
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()  # nor may a later test get one pointing at this one
 
 
 def build_stores(tmp_path: Path, root: str, offline: dict[str, str]) -> dict[str, Any]:
