@@ -1,8 +1,13 @@
-"""Feast's DuckDB offline store, reading the offline parquet on any S3-compatible endpoint.
+"""The project's Feast offline store: DuckDB, answering point-in-time joins by as-of join, on any root.
 
-The embedded default (``offline_store: {"type": "duckdb"}``) reads local parquet. Scaled, the
-storage root is ``s3://...`` on MinIO, a cloud bucket or moto; DuckDB then needs two things Feast's
-own DuckDB store does not give it:
+:class:`AsOfDuckDBOfflineStore` is Feast's DuckDB offline store whose ``get_historical_features``
+runs one DuckDB ``ASOF LEFT JOIN`` per feature view (``mlloop.feast_asof_join``: Feast's semantics,
+ttl and created-timestamp tie-break included, at the cost of an as-of join instead of Feast's range
+join plus dedup); requests outside the common case go to Feast's implementation unchanged. It is
+the embedded default (``mlloop.settings``); ``{"type": "duckdb"}`` selects Feast's own store.
+
+Scaled, the storage root is ``s3://...`` on MinIO, a cloud bucket or moto; DuckDB then needs two
+things Feast's own DuckDB store does not give it, which :class:`S3DuckDBOfflineStore` adds:
 
 * its ``httpfs`` extension, which DuckDB normally downloads on first use. The project pins
   ``duckdb`` to the version of the ``duckdb-extension-httpfs`` package, which ships the official
@@ -15,6 +20,7 @@ own DuckDB store does not give it:
 
 Selected by configuration only (``MLLOOP_FEAST_OFFLINE_STORE``, see ``.env.example``)::
 
+    {"type": "mlloop.feast_offline_store.AsOfDuckDBOfflineStore"}   # the default
     {"type": "mlloop.feast_offline_store.S3DuckDBOfflineStore"}
 
 Endpoint, region and credentials default to the standard AWS variables every other S3 client of
@@ -47,7 +53,13 @@ _prepared: dict[int, tuple[Any, tuple[str, ...]]] = {}
 _lock = threading.Lock()
 
 
-class S3DuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
+class AsOfDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
+    """Feast reads this from ``offline_store:`` in ``feature_store.yaml``."""
+
+    type: StrictStr = "mlloop.feast_offline_store.AsOfDuckDBOfflineStore"
+
+
+class S3DuckDBOfflineStoreConfig(AsOfDuckDBOfflineStoreConfig):
     """Feast reads this from ``offline_store:`` in ``feature_store.yaml``."""
 
     type: StrictStr = "mlloop.feast_offline_store.S3DuckDBOfflineStore"
@@ -147,8 +159,46 @@ def _prepare_default_backend(config: Any) -> None:
     prepare_connection(ibis.get_backend().con, offline)
 
 
-class S3DuckDBOfflineStore(DuckDBOfflineStore):
-    """:class:`DuckDBOfflineStore` whose DuckDB connection can read ``s3://`` on any endpoint."""
+def _default_connection() -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection Feast's DuckDB store reads through (ibis's default backend)."""
+    import ibis
+
+    return ibis.get_backend().con
+
+
+def _historical_features(
+    config: Any,
+    feature_views: Any,
+    feature_refs: Any,
+    entity_df: Any,
+    registry: Any,
+    project: str,
+    full_feature_names: bool = False,
+    **options: Any,
+) -> Any:
+    """By as-of join when the request is the common case, else by Feast's DuckDB store."""
+    from mlloop.feast_asof_join import asof_retrieval_job
+
+    job = asof_retrieval_job(
+        config, feature_views, feature_refs, entity_df, full_feature_names, options, _default_connection
+    )
+    if job is not None:
+        return job
+    return DuckDBOfflineStore.get_historical_features(
+        config, feature_views, feature_refs, entity_df, registry, project, full_feature_names, **options
+    )
+
+
+class AsOfDuckDBOfflineStore(DuckDBOfflineStore):
+    """:class:`DuckDBOfflineStore` whose point-in-time join is an as-of join (see the module)."""
+
+    @staticmethod
+    def get_historical_features(config: Any, *args: Any, **kwargs: Any) -> Any:
+        return _historical_features(config, *args, **kwargs)
+
+
+class S3DuckDBOfflineStore(AsOfDuckDBOfflineStore):
+    """:class:`AsOfDuckDBOfflineStore` whose DuckDB connection can read ``s3://`` on any endpoint."""
 
     @staticmethod
     def pull_latest_from_table_or_query(config: Any, *args: Any, **kwargs: Any) -> Any:
@@ -158,7 +208,7 @@ class S3DuckDBOfflineStore(DuckDBOfflineStore):
     @staticmethod
     def get_historical_features(config: Any, *args: Any, **kwargs: Any) -> Any:
         _prepare_default_backend(config)
-        return DuckDBOfflineStore.get_historical_features(config, *args, **kwargs)
+        return _historical_features(config, *args, **kwargs)
 
     @staticmethod
     def pull_all_from_table_or_query(config: Any, *args: Any, **kwargs: Any) -> Any:

@@ -75,7 +75,10 @@ class Settings:
                 "MLLOOP_FEAST_ONLINE_STORE",
                 json.dumps({"type": "sqlite", "path": str(home / "feast" / "online_store.db")}),
             ),
-            feast_offline_store=_env("MLLOOP_FEAST_OFFLINE_STORE", json.dumps({"type": "duckdb"})),
+            feast_offline_store=_env(
+                "MLLOOP_FEAST_OFFLINE_STORE",
+                json.dumps({"type": "mlloop.feast_offline_store.AsOfDuckDBOfflineStore"}),
+            ),
             use_cases_dir=Path(_env("MLLOOP_USE_CASES_DIR", str(PROJECT_ROOT / "include" / "use_cases"))),
             # A tracking server is also the UI; a local store is browsed with `make mlflow-ui`.
             mlflow_ui_url=_env(

@@ -15,11 +15,13 @@ from mlloop.spec import UseCaseSpec, get_spec
 from mlloop.storage import Storage
 from mlloop.synthetic import entity_keys, feature_rows
 from mlloop.training_set import (
+    LABEL_ROW,
     LabelCount,
     build_training_set,
     count_labels,
     fingerprint,
     label_partitions,
+    point_in_time_join,
     read_labels,
     training_window,
     validate_training_set,
@@ -78,10 +80,22 @@ def as_of_join(features: pd.DataFrame, labels: pd.DataFrame, spec: UseCaseSpec, 
     return pd.DataFrame(rows)
 
 
+@pytest.mark.parametrize(
+    "offline_store",
+    [None, '{"type": "duckdb"}'],
+    ids=["as-of store (default)", "Feast's DuckDB store (its own row order)"],
+)
 def test_point_in_time_join_matches_a_brute_force_as_of_join(
-    feast_registry: Path, storage: Storage, spec: UseCaseSpec
+    feast_registry: Path,
+    storage: Storage,
+    spec: UseCaseSpec,
+    offline_store: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mlloop.feature_store import open_store
+
+    if offline_store:
+        monkeypatch.setenv("MLLOOP_FEAST_OFFLINE_STORE", offline_store)
 
     features = write_features(
         storage,
@@ -111,7 +125,8 @@ def test_point_in_time_join_matches_a_brute_force_as_of_join(
         ],
     )
 
-    built = build_training_set(storage, open_store(), spec, cutoff)
+    store = open_store()
+    built = build_training_set(storage, store, spec, cutoff)
 
     key, ts = spec.entity.join_key, spec.raw.timestamp_column
     expected = as_of_join(features, labels, spec, ttl=pd.Timedelta(days=30))
@@ -126,6 +141,9 @@ def test_point_in_time_join_matches_a_brute_force_as_of_join(
     assert got["annual_income"].tolist() == [1000.0, 2000.0, 2000.0, 500.0, 3000.0]
     stats = built.stats
     assert (stats.labels_in, stats.rows_out, stats.dropped_by_feast + stats.without_features) == (8, 5, 3)
+    # The join itself hands rows back in label order, whatever order the store returns them in.
+    joined, _ = point_in_time_join(store, spec, labels)
+    assert joined[LABEL_ROW].tolist() == sorted(joined[LABEL_ROW]) and len(joined) == 5
 
     # The test can tell a leak from a correct join: joining each label with its entity's newest row
     # regardless of time gives different answers.
