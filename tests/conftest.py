@@ -90,3 +90,31 @@ def feast_registry(mlloop_home: Path) -> Iterator[Path]:
 
     apply_registry()
     yield mlloop_home / "feast"
+
+
+@pytest.fixture
+def moto_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto S3 server on loopback with one empty bucket (its name is yielded); the standard AWS
+    variables point at it, as they point every S3 client of the loop at MinIO when scaled."""
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    bucket = "mlloop-test"
+    s3fs.S3FileSystem.clear_instance_cache()  # a cached filesystem would still reach an earlier server
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
+        }.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        yield bucket
+    finally:
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()  # nor may a later test get one pointing at this server

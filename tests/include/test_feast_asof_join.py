@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ T0 = pd.Timestamp("2026-03-01", tz="UTC")
 DAY = pd.Timedelta(days=1)
 SEC = pd.Timedelta(seconds=1)
 TTL = dt.timedelta(days=2)
-BUCKET = "mlloop-asof-join-test"
 OURS = {"type": "mlloop.feast_offline_store.AsOfDuckDBOfflineStore"}
 OURS_S3 = {"type": "mlloop.feast_offline_store.S3DuckDBOfflineStore"}
 FEAST = {"type": "duckdb"}
@@ -195,29 +193,9 @@ def open_store(repo: Path, offline: dict[str, str]) -> Any:
 
 
 @pytest.fixture
-def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto S3 server on loopback with one bucket; the AWS variables point at it."""
-    import boto3
-    import s3fs
-    from moto.server import ThreadedMotoServer
-
-    s3fs.S3FileSystem.clear_instance_cache()  # a cached filesystem would still point at the last server
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
-        }.items():
-            monkeypatch.setenv(name, value)
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield f"s3://{BUCKET}/offline"
-    finally:
-        server.stop()
-        s3fs.S3FileSystem.clear_instance_cache()  # nor may a later test get one pointing at this one
+def moto_s3(moto_bucket: str) -> str:
+    """The offline parquet's root on the moto bucket."""
+    return f"s3://{moto_bucket}/offline"
 
 
 def build_stores(tmp_path: Path, root: str, offline: dict[str, str]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from mlloop.feast_offline_store import (
     s3_secret_settings,
 )
 
-BUCKET = "mlloop-offline-store-test"
 DAYS = [dt.date(2026, 11, 1) + dt.timedelta(days=n) for n in range(3)]
 
 
@@ -68,28 +66,14 @@ def test_secret_settings_come_from_the_aws_variables_unless_configured() -> None
 
 
 @pytest.fixture
-def s3_root(mlloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto S3 server on loopback and the loop's settings pointing at a bucket on it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
-            "MLLOOP_STORAGE_ROOT": f"s3://{BUCKET}/storage",
-            "MLLOOP_FEAST_OFFLINE_STORE": json.dumps({"type": "mlloop.feast_offline_store.S3DuckDBOfflineStore"}),
-        }.items():
-            monkeypatch.setenv(name, value)
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield f"s3://{BUCKET}/storage"
-    finally:
-        server.stop()
+def s3_root(mlloop_home: Path, moto_bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The loop's settings pointing at a bucket on a moto S3 server."""
+    root = f"s3://{moto_bucket}/storage"
+    monkeypatch.setenv("MLLOOP_STORAGE_ROOT", root)
+    monkeypatch.setenv(
+        "MLLOOP_FEAST_OFFLINE_STORE", json.dumps({"type": "mlloop.feast_offline_store.S3DuckDBOfflineStore"})
+    )
+    return root
 
 
 @pytest.mark.integration

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,6 @@ from mlloop.storage import Storage, StorageError
 
 ROWS = 20_000
 WRITES = 25
-BUCKET = "mlloop-race"
 
 _WRITER = """
 import sys
@@ -34,37 +33,10 @@ for _ in range(int(sys.argv[4])):
 """
 
 
-@pytest.fixture
-def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    import boto3
-    import s3fs
-    from moto.server import ThreadedMotoServer
-
-    s3fs.S3FileSystem.clear_instance_cache()  # a cached filesystem would reach an earlier server
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield env
-    finally:
-        server.stop()
-        s3fs.S3FileSystem.clear_instance_cache()
-
-
 def _root(where: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if where == "local":
         return str(tmp_path / "root")
-    request.getfixturevalue("s3_env")
-    return f"s3://{BUCKET}/storage"
+    return f"s3://{request.getfixturevalue('moto_bucket')}/storage"
 
 
 def _write_with_threads(root: str, url: str) -> list[BaseException]:
