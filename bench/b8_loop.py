@@ -230,8 +230,9 @@ def drift_check(day):
     marker = read_marker(storage, spec) if verdict["drift"] else None
     now = dt.datetime.now(dt.UTC)
     gate = retrain_gate(
-        verdict["drift"], active_training_runs=0, last_trigger_at=marker.triggered_at if marker else None,
-        now=now, cooldown_hours=spec.drift.cooldown_hours,
+        verdict["drift"], active_training_runs=0,
+        last_trigger_day=dt.date.fromisoformat(marker.day) if marker and marker.day else None,
+        day=day, cooldown_hours=spec.drift.cooldown_hours,
     )
     counts["drift_checks"] += 1
     verdicts[day.isoformat()] = {"drift": bool(verdict["drift"]), "trigger": gate.trigger}

@@ -40,7 +40,8 @@ DOC = """
 4. `decide_retrain` applies the policy: drift if >= {share:.0%} of the features drifted, or any of
    {keys} drifted, or `{metric}` is worse than on the holdout by more than {drop}. It logs one summary of
    the verdict and its numbers. A retrain starts only if no `{training}` run is queued or running and the last
-   drift-triggered one is more than {cooldown:g} h old.
+   drift-triggered one is more than {cooldown:g} h old in data time (the day checked vs the day whose check
+   triggered it: a replay of history debounces as the same days did live).
 5. `trigger_training` starts `{training}` with conf `reason`, `cutoff_day`, `drift`, `drift_report`;
    `record_trigger` remembers it in `reports/{name}/drift/last_trigger.json` (the cooldown).
 

@@ -47,6 +47,17 @@ def as_mapping(value: Any, what: str) -> dict[str, Any]:
     return parsed
 
 
+def serving_day(tags: dict[str, str]) -> dt.date | None:
+    """The first data day a version promoted from a challenger serves: the day after its training
+    cutoff (it has seen that day's labels). None without a readable cutoff tag."""
+    from mlloop.training import TAG_TRAINING_CUTOFF
+
+    try:
+        return dt.date.fromisoformat(tags[TAG_TRAINING_CUTOFF]) + dt.timedelta(days=1)
+    except (KeyError, ValueError):
+        return None
+
+
 def _version(value: Any, what: str) -> str:
     try:
         number = int(str(value))
@@ -239,9 +250,15 @@ class PromoteChallengerOperator(_RegistryOperator):
         self.log.info(
             "Promoting %s v%s (gate passed against %s)", model, version, f"v{expected}" if expected else "none"
         )
+        serves_from = serving_day(get_version(client, model, version).tags)
         try:
             move = promote(
-                client, self.spec, version, expected_champion=expected, tags=self.run_tags(context, "promotion")
+                client,
+                self.spec,
+                version,
+                expected_champion=expected,
+                tags=self.run_tags(context, "promotion"),
+                serves_from=serves_from,
             )
         except ChampionChanged as exc:
             raise AirflowFailException(
@@ -249,7 +266,11 @@ class PromoteChallengerOperator(_RegistryOperator):
                 f"deployment on the same registry?): stop it, then clear task evaluate_challenger."
             ) from None
         self.link_to_model_version(model, move.champion)
-        self.log.info("PROMOTED: %s", move.describe())
+        self.log.info(
+            "PROMOTED: %s; serves scoring days from %s on (data time: the day after its training cutoff)",
+            move.describe(),
+            serves_from or "unknown (no training cutoff tag)",
+        )
         self.set_outlet_extra(context, {"version": move.champion, "previous_champion": move.previous_champion})
         return move.as_dict()
 
@@ -313,8 +334,12 @@ class RollbackChampionOperator(_RegistryOperator):
         tags = self.run_tags(context, "rollback")
         if _is_set(self.reason):
             tags["rollback.reason"] = str(self.reason)
+        from mlloop.training_set import feature_days
+
+        ingested = feature_days(self.storage_hook.storage, self.spec)
+        serves_from = max(ingested) + dt.timedelta(days=1) if ingested else None
         try:
-            move = rollback(self.mlflow_hook.client, self.spec, version, tags=tags)
+            move = rollback(self.mlflow_hook.client, self.spec, version, tags=tags, serves_from=serves_from)
         except (RollbackRefused, ChampionChanged) as exc:
             raise AirflowFailException(f"rollback refused: {exc}") from None
         self.link_to_model_version(model, move.champion)
