@@ -73,7 +73,8 @@ def batches(spec: UseCaseSpec, days: list[dt.date]) -> dict[dt.date, tuple[pd.Da
     rows["day_of_year"] = rows["time"].dt.dayofyear.astype("int64")
     rows[label] = rows["temp_f"]
     observed = [key, ts, "city", "hour", "day_of_year", "temp_prev_day", "temp_prev_week", "temp_prev_day_mean"]
-    by_day = {day.date(): frame for day, frame in rows.groupby("day")}
+    rows["landing_day"] = rows["day"].dt.date
+    by_day = {day: frame for day, frame in rows.groupby("landing_day")}
     empty = rows.iloc[0:0]
     out = {}
     for day in days:
