@@ -179,6 +179,10 @@ class Loop:
 
         def done() -> bool:
             runs = [r for r in self.runs(stage) if (r.get("logical_date") or "")[:10] in wanted]
+            # A failed day stops the wait at once: later days may wait on it (ingestion decides
+            # training in day order), and its cause is what the user needs now.
+            if any(r["state"] == "failed" for r in runs):
+                return True
             return len(runs) >= len(wanted) and all(r["state"] in ("success", "failed") for r in runs)
 
         last = [0.0]

@@ -49,16 +49,17 @@ TERMINAL = ("success", "failed")
 def schedule_days(expression: str, first: dt.date, last: dt.date) -> list[dt.date]:
     """The days in ``[first, last]`` a per-interval DAG on ``expression`` has a run for (the start of
     each complete data interval, as Airflow's backfill creates them)."""
-    from mlloop_airflow.dag_defaults import interval_timetable
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
-    timetable = interval_timetable(expression)
+    # The scheduler's own class for dag_defaults.interval_timetable (same cron, same time zone).
+    timetable = CronDataIntervalTimetable(expression, timezone="UTC")
     start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     days = []
     current = timetable._align_to_next(start)
     while current < end:
         following = timetable._get_next(current)
-        days.append(current.date())
+        days.append(dt.date(current.year, current.month, current.day))
         current = following
     return days
 
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             args.result.write_text(json.dumps(replay.result_dict(), indent=2))
     except Exception as exc:
         print(f"\nThe replay did not complete: {exc}", file=sys.stderr)
-        if airflow.running_pid():
+        if airflow.running_pid() and not args.stop:
             print(f"Airflow is still up for you to look: {airflow.url}; its log: {airflow.log_path}", file=sys.stderr)
         return 1
     finally:

@@ -154,6 +154,31 @@ def champion_at(history: list[tuple[dt.date, str]], day: dt.date) -> str | None:
     return max(serving)[2] if serving else None
 
 
+def serving_day(training_cutoff: str | None) -> dt.date | None:
+    """The first data day a version promoted from a challenger serves: the day after its training
+    cutoff (the ``training_cutoff`` tag; it has seen that day's labels). None without a readable one."""
+    try:
+        return dt.date.fromisoformat(str(training_cutoff)) + dt.timedelta(days=1)
+    except ValueError:
+        return None
+
+
+def model_for_day(history: list[tuple[dt.date, str]], day: dt.date, current: str) -> tuple[str, str]:
+    """The version policy ``champion_at_day`` scores ``day`` with, and why (for the log and lineage).
+
+    The champion at the end of ``day``; before the first recorded move, the first champion (the
+    earliest data there is a model for; it has seen labels up to the day before it serves); with
+    no history at all (versions promoted before the history existed), ``current``.
+    """
+    version = champion_at(history, day)
+    if version is not None:
+        return version, f"champion at the end of {day}"
+    if not history:
+        return current, f"no champion history recorded: the current champion (for {day})"
+    first_day, first = min(history)
+    return first, f"{day} precedes the first champion, which serves from {first_day}: using it"
+
+
 def _v(version: str | None) -> str:
     return f"v{version}" if version else "no version"
 

@@ -91,7 +91,8 @@ def land(storage: Storage, spec: UseCaseSpec, start: dt.date, end: dt.date) -> l
         if observations.empty:
             continue
         storage.write_frame(observations, landing_path(storage, spec, "observations", day))
-        storage.write_frame(labels, landing_path(storage, spec, "labels", day))
+        if not labels.empty:  # the first day has no earlier day to label: no labels batch lands
+            storage.write_frame(labels, landing_path(storage, spec, "labels", day))
         written.append(f"{day}: {len(observations)} observations, {len(labels)} labels")
     return written
 

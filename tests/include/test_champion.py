@@ -14,6 +14,7 @@ from mlloop.champion import (
     RollbackRefused,
     champion_at,
     champion_history,
+    model_for_day,
     promote,
     record_gate,
     reject,
@@ -148,3 +149,8 @@ def test_champion_at_a_day_follows_the_moves_in_data_time(registry: Any, spec: U
     history = champion_history(registry, spec.registered_model_name)
     assert champion_at(history, day + dt.timedelta(days=10)) == "3"
     assert registry.get_model_version(spec.registered_model_name, "3").tags["champion.serves_from"] == "2011-03-11"
+    # The scoring policy: the champion of the day; before the first, the first (said so); no history: current.
+    assert model_for_day(history, day + dt.timedelta(days=8), "3") == ("2", "champion at the end of 2011-03-09")
+    version, because = model_for_day(history, day - dt.timedelta(days=2), "3")
+    assert version == "1" and "precedes the first champion" in because
+    assert model_for_day([], day, "3")[0] == "3"

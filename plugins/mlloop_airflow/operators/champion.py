@@ -96,24 +96,13 @@ class ResolveChampionOperator(LinkedOperatorMixin, UseCaseOperator):
 
     def champion_at_day(self, context: Context, current: ModelRef) -> tuple[ModelRef, str]:
         """(the version champion at the end of the run's day, why it was chosen)."""
-        from mlloop.champion import champion_at, champion_history
+        from mlloop.champion import champion_history, model_for_day
         from mlloop.registry import get_version
 
         day = self.resolve_day(context)
         name = self.spec.registered_model_name
-        history = champion_history(self.mlflow_client, name)
-        version = champion_at(history, day)
-        if version is not None:
-            return get_version(self.mlflow_client, name, version), f"champion at the end of {day}"
-        if not history:
-            return current, f"no champion history recorded; the current champion (for {day})"
-        first_day, first = min(history)
-        self.log.warning(
-            "No version was champion at the end of %s (the first one serves from %s): using that first "
-            "champion, v%s, which has seen labels up to %s.",
-            day,
-            first_day,
-            first,
-            first_day,
-        )
-        return get_version(self.mlflow_client, name, first), f"{day} precedes the first champion (from {first_day})"
+        version, because = model_for_day(champion_history(self.mlflow_client, name), day, current.version)
+        if "precedes" in because:
+            self.log.warning("No version was champion at the end of %s: %s", day, because)
+        ref = current if version == current.version else get_version(self.mlflow_client, name, version)
+        return ref, because

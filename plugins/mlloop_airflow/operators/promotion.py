@@ -47,17 +47,6 @@ def as_mapping(value: Any, what: str) -> dict[str, Any]:
     return parsed
 
 
-def serving_day(tags: dict[str, str]) -> dt.date | None:
-    """The first data day a version promoted from a challenger serves: the day after its training
-    cutoff (it has seen that day's labels). None without a readable cutoff tag."""
-    from mlloop.training import TAG_TRAINING_CUTOFF
-
-    try:
-        return dt.date.fromisoformat(tags[TAG_TRAINING_CUTOFF]) + dt.timedelta(days=1)
-    except (KeyError, ValueError):
-        return None
-
-
 def _version(value: Any, what: str) -> str:
     try:
         number = int(str(value))
@@ -222,8 +211,9 @@ class PromoteChallengerOperator(_RegistryOperator):
         self.evaluation = evaluation
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.champion import ChampionChanged, current_champion, promote, reject
+        from mlloop.champion import ChampionChanged, current_champion, promote, reject, serving_day
         from mlloop.registry import CHAMPION, get_alias, get_version
+        from mlloop.training import TAG_TRAINING_CUTOFF
 
         evaluation = as_mapping(self.evaluation, "evaluation")
         version, evaluated_against = str(evaluation["version"]), evaluation.get("champion")
@@ -250,7 +240,7 @@ class PromoteChallengerOperator(_RegistryOperator):
         self.log.info(
             "Promoting %s v%s (gate passed against %s)", model, version, f"v{expected}" if expected else "none"
         )
-        serves_from = serving_day(get_version(client, model, version).tags)
+        serves_from = serving_day(get_version(client, model, version).tags.get(TAG_TRAINING_CUTOFF))
         try:
             move = promote(
                 client,
