@@ -29,7 +29,8 @@ DOC = """
 
 **What it does**, for one day (UTC):
 1. `wait_for_predictions` waits for `predictions/{name}/date=<day>/data.parquet`.
-2. `resolve_champion` pins the champion version; **no champion yet**: the run is skipped (green).
+2. `resolve_champion` pins the version that was champion at the end of the day checked (data time: the
+   one whose predictions the window holds); **no champion yet**: the run is skipped (green).
 3. `compute_drift` compares the predictions of the last {window} day(s) (sampled to {sample:,} rows, seed
    {seed}; missing older days are reported) with the champion's training reference sample, with
    Evidently (`{method}`, threshold `{threshold}`): drift per model feature, share of drifted features,
@@ -96,7 +97,10 @@ for spec in load_specs():
         ),
     ):
         common = {"use_case": spec.name, "day": "{{ params.day }}"}
-        resolve_champion = ResolveChampionOperator(task_id="resolve_champion", purpose="monitor", **common)
+        # The model whose predictions are checked: the one that served the day (data time).
+        resolve_champion = ResolveChampionOperator(
+            task_id="resolve_champion", purpose="monitor", model_policy="champion_at_day", **common
+        )
         wait_for_predictions = PartitionSensor(
             task_id="wait_for_predictions",
             area="predictions",

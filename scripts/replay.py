@@ -145,7 +145,11 @@ class Replay(Loop):
                     "decision": tags.get("promotion.decision"),
                     "reasons": tags.get("promotion.reasons", ""),
                     "serves_from": tags.get("champion.serves_from"),
-                    "gate": {k: val for k, val in sorted(tags.items()) if k.startswith("gate.") and "_at" not in k},
+                    "gate": {
+                        k: val
+                        for k, val in sorted(tags.items())
+                        if k.startswith("gate.") and not k.endswith(("_at", "dag_id", "dag_run_id"))
+                    },
                 }
             )
         return sorted(out, key=lambda v: int(v["version"]))

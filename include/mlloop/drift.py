@@ -217,6 +217,7 @@ def retrain_gate(
     last_trigger_day: dt.date | None,
     day: dt.date,
     cooldown_hours: float,
+    latest_training_cutoff: dt.date | None = None,
 ) -> GateDecision:
     """Whether drift at data day ``day`` should start a retrain (pure).
 
@@ -226,13 +227,21 @@ def retrain_gate(
     promoted yet, and drift measured against the old champion's reference persists until it is.
     Data time, not the wall clock: a replay of weeks inside an hour debounces exactly as the same
     days did live, and a check of a day before the last trigger (a rerun of history) never
-    triggers a second retrain for data the last one already saw.
+    triggers a second retrain for data the last one already saw. A training already asked for
+    on data up to ``day`` or later (``latest_training_cutoff``, from the training ledger: the
+    scheduled one of that very day, say) -> no: a retrain would see the same data.
     """
     if not drift:
         return GateDecision(False, "no drift: nothing to retrain")
     if active_training_runs > 0:
         return GateDecision(
             False, f"debounced: {active_training_runs} training run(s) already queued or running will retrain"
+        )
+    if latest_training_cutoff is not None and latest_training_cutoff >= day:
+        return GateDecision(
+            False,
+            f"debounced: a training on data up to {latest_training_cutoff.isoformat()} is already asked for "
+            f"(the training ledger); its model is the answer to drift found on {day.isoformat()}",
         )
     if last_trigger_day is not None:
         ready_on = last_trigger_day + dt.timedelta(days=math.ceil(cooldown_hours / 24))

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]
 
 ROOT = Path(__file__).resolve().parents[2]
 USE_CASE = "hourly_temps"
-FIRST, LAST = "2010-01-01", "2010-02-14"
+FIRST, LAST = "2010-01-01", "2010-01-31"
 
 
 def replay(home: Path) -> tuple[dict[str, Any], str, float]:

@@ -112,6 +112,18 @@ NOW = dt.datetime(2026, 11, 12, 6, 0, tzinfo=dt.UTC)
 DAY = NOW.date()
 
 
+def test_no_retrain_for_drift_when_a_training_on_that_data_is_already_asked_for() -> None:
+    gate = retrain_gate(
+        True, active_training_runs=0, last_trigger_day=None, day=DAY, cooldown_hours=24, latest_training_cutoff=DAY
+    )
+    assert not gate.trigger and "already asked for" in gate.reason
+    earlier = DAY - dt.timedelta(days=1)
+    gate = retrain_gate(
+        True, active_training_runs=0, last_trigger_day=None, day=DAY, cooldown_hours=24, latest_training_cutoff=earlier
+    )
+    assert gate.trigger
+
+
 @pytest.mark.parametrize(
     ("drift", "active", "last_trigger", "cooldown", "trigger", "says"),
     [

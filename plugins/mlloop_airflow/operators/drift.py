@@ -177,7 +177,8 @@ class RetrainDecisionOperator(LinkedOperatorMixin, UseCaseOperator, BranchMixIn)
     DAG is queued or running (asked through the Task SDK, tasks cannot query the metadata DB), and
     none within ``drift.cooldown_hours`` of the last drift-triggered retrain (the marker
     ``reports/<use_case>/drift/last_trigger.json``), measured in data time: the day checked vs the
-    day whose check triggered that retrain. It logs one summary (:func:`drift_summary`: the
+    day whose check triggered that retrain; and none when the training ledger already holds a
+    training on data up to the day checked (the day's scheduled one). It logs one summary (:func:`drift_summary`: the
     verdict, the top features, quality, rows and the decision), pushes the training conf as XCom
     ``retrain_conf``, and skips the trigger task when there is nothing to do: no drift and debounced
     runs are green.
@@ -202,13 +203,16 @@ class RetrainDecisionOperator(LinkedOperatorMixin, UseCaseOperator, BranchMixIn)
         import datetime as dt
 
         from mlloop.drift import read_marker, retrain_conf, retrain_gate
+        from mlloop.training_requests import latest_request_before
 
         day = self.resolve_day(context)
         verdict = self.report["verdict"]
         html = self.report["report_html"]
         active = 0
-        last_trigger = None
+        last_trigger = latest = None
         if verdict["drift"]:
+            request = latest_request_before(self.storage_hook.storage, self.spec, day + dt.timedelta(days=1))
+            latest = request.cutoff_day if request else None
             active = context["ti"].get_dr_count(dag_id=self.training_dag_id, states=ACTIVE_RUN_STATES)
             marker = read_marker(self.storage_hook.storage, self.spec)
             last_trigger = dt.date.fromisoformat(marker.day) if marker and marker.day else None
@@ -218,6 +222,7 @@ class RetrainDecisionOperator(LinkedOperatorMixin, UseCaseOperator, BranchMixIn)
             last_trigger_day=last_trigger,
             day=day,
             cooldown_hours=self.spec.drift.cooldown_hours,
+            latest_training_cutoff=latest,
         )
         conf = retrain_conf(verdict, day, html) if gate.trigger else None
         context["ti"].xcom_push(key="retrain_conf", value=conf)
