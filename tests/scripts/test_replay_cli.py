@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-import demo  # noqa: E402
-import replay  # noqa: E402
+import demo
+import replay
 
 
 def test_the_demo_of_a_use_case_without_generator_says_why_and_what_to_run(mlloop_home, capsys) -> None:  # type: ignore[no-untyped-def]
