@@ -19,7 +19,7 @@ TEST_WORKERS ?= auto
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install demo up down status test test-fast test-services lint format feast-apply mlflow-ui bench bench-smoke clean \
+.PHONY: help install demo replay land-dataset up down status test test-fast test-services lint format feast-apply mlflow-ui bench bench-smoke clean \
 	scaled-demo scaled-up scaled-down compose-check
 
 help:  ## list the targets
@@ -38,6 +38,13 @@ install: $(VENV)/.synced  ## create .venv from uv.lock (uv is bootstrapped if mi
 
 demo: install  ## run the whole loop on a local Airflow 3 and leave the UI up
 	$(PY) scripts/demo.py
+
+replay: install  ## the loop over landed history: make replay USE_CASE=hourly_temps FROM=2010-01-01 TO=2010-03-31
+	@test -n "$(USE_CASE)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make replay USE_CASE=<name> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
+	$(PY) scripts/replay.py --use-case $(USE_CASE) --from $(FROM) --to $(TO)
+
+land-dataset: install  ## land the bundled real data set: make land-dataset FROM=2010-01-01 TO=2010-03-31
+	$(PY) -m mlloop.land_dataset hourly_temps --start $(FROM) --end $(TO)
 
 up: install  ## start the local Airflow 3 (no demo data)
 	$(PY) scripts/airflow_local.py up

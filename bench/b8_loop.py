@@ -61,7 +61,10 @@ land_days(storage, spec, phase1)
 apply_registry()
 
 started = time.perf_counter()
-from mlloop.champion import current_champion, promote, record_gate, reject
+from mlloop.champion import (
+    champion_history, current_champion, model_for_day, promote, record_gate, reject, serving_day,
+)
+from mlloop.training_requests import TrainingRequest, decide_training_due, record_request
 from mlloop.drift import TriggerMarker, read_marker, retrain_conf, retrain_gate, write_marker
 from mlloop.drift_report import build_drift_report
 from mlloop.evaluation import evaluate_for_promotion
@@ -132,6 +135,8 @@ def training(cutoff, reason=None, drift=None, drift_report=None):
     )
     if not decision.train:
         return None
+    if drift_report:
+        record_request(storage, spec, TrainingRequest(cutoff, "drift", decision.reason))
     training_set = build_training_set(storage, store, spec, cutoff)
     path = storage.write_frame(
         training_set.frame, storage.partition("staging", spec.name, "training_set", cutoff, "data.parquet")
@@ -178,7 +183,8 @@ def promotion(version):
     if evaluation.decision.passed:
         expected = champion.version if champion else None
         assert current_champion(client, model_name) in (expected, version)
-        promote(client, spec, version, expected_champion=expected, tags=run_tags)
+        cutoff = get_version(client, model_name, version).tags.get("training_cutoff")
+        promote(client, spec, version, expected_champion=expected, tags=run_tags, serves_from=serving_day(cutoff))
         counts["promoted"] += 1
         return "promoted"
     reject(client, spec, version, evaluation.decision.reasons, tags=run_tags)
@@ -187,9 +193,14 @@ def promotion(version):
 
 
 def features_event(day):
-    # Every ingested day updates the features Asset, which starts a training run (cutoff = the day);
-    # a new challenger starts a promotion run.
-    version = training(day)
+    # feature_ingestion's request_training: the day's training decision in data time (the ledger);
+    # only a due day emits the features Asset, whose training run trains (cutoff = the day), and
+    # the new challenger starts a promotion run.
+    due = decide_training_due(storage, spec, day)
+    if not due.train:
+        return
+    record_request(storage, spec, TrainingRequest(day, "features", due.reason))
+    version = training(day, reason=f"due: {due.reason}")
     if version is not None:
         promotion(version)
 
@@ -198,8 +209,11 @@ def features_event(day):
 def score(day):
     # batch_scoring: wait_for_features, resolve_champion, plan_parts, score_partition (mapped), commit_predictions
     assert storage.exists(features_path(storage, spec, day)), day
-    champion = get_alias(client, model_name, CHAMPION)
-    assert champion is not None, "no champion to score with"
+    current = get_alias(client, model_name, CHAMPION)
+    assert current is not None, "no champion to score with"
+    # resolve_champion with the scoring DAG's default model policy, champion_at_day.
+    version, _ = model_for_day(champion_history(client, model_name), day, current.version)
+    champion = get_version(client, model_name, version)
     feature_service_for(champion, spec)
     rid = run_id("scoring")
     parts = []
@@ -230,8 +244,9 @@ def drift_check(day):
     marker = read_marker(storage, spec) if verdict["drift"] else None
     now = dt.datetime.now(dt.UTC)
     gate = retrain_gate(
-        verdict["drift"], active_training_runs=0, last_trigger_at=marker.triggered_at if marker else None,
-        now=now, cooldown_hours=spec.drift.cooldown_hours,
+        verdict["drift"], active_training_runs=0,
+        last_trigger_day=dt.date.fromisoformat(marker.day) if marker and marker.day else None,
+        day=day, cooldown_hours=spec.drift.cooldown_hours,
     )
     counts["drift_checks"] += 1
     verdicts[day.isoformat()] = {"drift": bool(verdict["drift"]), "trigger": gate.trigger}

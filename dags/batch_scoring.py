@@ -17,6 +17,7 @@ from mlloop_airflow.dag_defaults import (
     default_args,
     end_date,
     interval_timetable,
+    model_policy_param,
     on_call_doc,
     partitions_param,
     sensor_horizon,
@@ -37,10 +38,14 @@ DOC = """
 
 **What it does**, for one day (UTC):
 1. `wait_for_features` waits for `features/{name}/{fv}/date=<day>/data.parquet`.
-2. `resolve_champion` pins the version alias `champion` of model `{model}` points at once the day's
-   features are there. The rest of the run uses that version, even if a promotion happens meanwhile.
-   **No champion yet** (before the first promotion): the run is skipped, green, with the reason in
-   this task's log.
+2. `resolve_champion` pins the model version once the day's features are there, by the **Model policy**
+   parameter: `champion_at_day` (default) takes the version that was champion of `{model}` at the end
+   of the day scored, in data time (a version trained with cutoff C serves from day C+1; the champion
+   history is the registered model's tag `champion.history`), so a backfill scores each day with the
+   model that served it; a day before the first champion serves uses the first champion, and says so.
+   `current` takes the version alias `champion` points at now. The rest of the run uses that version,
+   even if a promotion happens meanwhile. **No champion yet** (before the first promotion): the run is
+   skipped, green, with the reason in this task's log.
 3. `plan_parts` splits the day into N parts: the **Parts** parameter of a manual trigger, else the
    spec's `scoring.partitions` ({partitions}).
 4. `score_partition` (N mapped tasks, spread over the workers) takes its share of the day's entities
@@ -52,12 +57,13 @@ DOC = """
    replacing a previous run's partition.
 
 Every prediction row carries the entity key, event timestamp, the model's input features, `score`
-(and `predicted_class`), `model_name`, `model_version` and `airflow_run_id`.
+(and `predicted_class`), `model_name`, `model_version` and `airflow_run_id`; `model.json` beside the
+partition records the model policy and why that version was chosen.
 
 **Triggered by**: the `{schedule}` schedule, a backfill, or a manual trigger with the **Day** parameter set
 (and, optionally, **Parts**).
 
-**Emits**: Asset `{name}.predictions`, with extra `day`, `model_version` and `rows`.
+**Emits**: Asset `{name}.predictions`, with extra `day`, `model_version`, `model_policy` and `rows`.
 
 **When it fails**
 - *wait_for_features timed out*: the day's ingestion did not finish; see `{name}__feature_ingestion`.
@@ -78,7 +84,7 @@ for spec in load_specs():
         catchup=False,
         max_active_runs=4,
         default_args=default_args(spec),
-        params={"day": day_param(spec), "partitions": partitions_param(spec)},
+        params={"day": day_param(spec), "partitions": partitions_param(spec), "model_policy": model_policy_param()},
         tags=tags(spec, "batch_scoring"),
         doc_md=DOC.format(
             name=spec.name,
@@ -95,7 +101,9 @@ for spec in load_specs():
         ),
     ):
         common = {"use_case": spec.name, "day": "{{ params.day }}"}
-        resolve_champion = ResolveChampionOperator(task_id="resolve_champion", purpose="score the day", **common)
+        resolve_champion = ResolveChampionOperator(
+            task_id="resolve_champion", purpose="score the day", model_policy="{{ params.model_policy }}", **common
+        )
         wait_for_features = PartitionSensor(
             task_id="wait_for_features",
             area="features",

@@ -31,7 +31,8 @@ DOC = """
 
 **What it does**, for one day (UTC):
 1. `wait_for_predictions` waits for `predictions/{name}/date=<day>/data.parquet`.
-2. `resolve_champion` pins the champion version; **no champion yet**: the run is skipped (green).
+2. `resolve_champion` pins the version that was champion at the end of the day checked (data time: the
+   one whose predictions the window holds); **no champion yet**: the run is skipped (green).
 3. `compute_drift` compares the predictions of the last {window} day(s) (sampled to {sample:,} rows, seed
    {seed}; missing older days are reported) with the champion's training reference sample, with
    Evidently (`{method}`, threshold `{threshold}`): drift per model feature, share of drifted features,
@@ -42,7 +43,8 @@ DOC = """
 4. `decide_retrain` applies the policy: drift if >= {share:.0%} of the features drifted, or any of
    {keys} drifted, or `{metric}` is worse than on the holdout by more than {drop}. It logs one summary of
    the verdict and its numbers. A retrain starts only if no `{training}` run is queued or running and the last
-   drift-triggered one is more than {cooldown:g} h old.
+   drift-triggered one is more than {cooldown:g} h old in data time (the day checked vs the day whose check
+   triggered it: a replay of history debounces as the same days did live).
 5. `trigger_training` starts `{training}` with conf `reason`, `cutoff_day`, `drift`, `drift_report`;
    `record_trigger` remembers it in `reports/{name}/drift/last_trigger.json` (the cooldown).
 
@@ -98,7 +100,10 @@ for spec in load_specs():
         ),
     ):
         common = {"use_case": spec.name, "day": "{{ params.day }}"}
-        resolve_champion = ResolveChampionOperator(task_id="resolve_champion", purpose="monitor", **common)
+        # The model whose predictions are checked: the one that served the day (data time).
+        resolve_champion = ResolveChampionOperator(
+            task_id="resolve_champion", purpose="monitor", model_policy="champion_at_day", **common
+        )
         wait_for_predictions = PartitionSensor(
             task_id="wait_for_predictions",
             area="predictions",

@@ -2,8 +2,8 @@
 
 Per daily interval: wait for the raw batch -> validate it with Great Expectations (bad rows to
 quarantine with reasons; a bad batch is rejected whole) -> write the day's feature partition to
-the offline store -> materialize exactly that day into the online store -> update the features
-Asset, which starts training.
+the offline store -> materialize exactly that day into the online store -> decide, in data time,
+whether a training is due, and only then update the features Asset, which starts training.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mlloop_airflow.dag_defaults import (
 )
 from mlloop_airflow.operators.features import BuildFeaturesOperator
 from mlloop_airflow.operators.materialize import FeastMaterializeOperator
+from mlloop_airflow.operators.training_requests import RequestTrainingOperator
 from mlloop_airflow.operators.validation import ValidateBatchOperator
 from mlloop_airflow.sensors.storage import PartitionSensor
 
@@ -38,12 +39,18 @@ DOC = """
    `quarantine/{name}/<dataset>/date=<day>/rows.parquet` with the reasons per row; the summary is
    in the task log. More than {max_bad:.0%} bad rows, or wrong columns/types, rejects the batch.
 3. `build_features` writes `features/{name}/{fv}/date=<day>/data.parquet` (Feast's offline source).
-4. `materialize_online` loads that day into the online store and updates the Asset `{name}.features`.
+4. `materialize_online` loads that day into the online store.
+5. `request_training` decides whether the day is due a training: the first one once the training window
+   holds {min_rows} labelled rows, then one when the last training asked for is {retrain} data day(s) old
+   (the ledger `staging/{name}/training_requests/`). Due: it updates the Asset `{name}.features`, which
+   starts training with this day as cutoff. Not due: it is skipped (green; its log says why). It runs in
+   day order (`depends_on_past`): a day whose ingestion failed holds the next days' decisions until it is
+   fixed (clear it) or marked success.
 
 **Triggered by**: the `{schedule}` schedule, a backfill (`airflow backfill create --dag-id {dag_id} ...`),
 or a manual trigger with the **Day** parameter set.
 
-**Emits**: Asset `{name}.features`, which schedules `{name}__training`.
+**Emits**: Asset `{name}.features` (only on days a training is due), which schedules `{name}__training`.
 
 **When it fails**
 - *wait_for_raw_batch timed out*: the upstream system did not deliver the day's batch. Ask them; then clear the task.
@@ -71,6 +78,8 @@ for spec in load_specs():
             fv=spec.features.feature_view,
             schedule=spec.schedule.ingestion,
             max_bad=spec.raw.max_bad_row_share,
+            min_rows=spec.model.min_training_rows,
+            retrain=spec.model.retrain_after_days,
         )
         + on_call_doc(
             "`validate_observations` and `validate_labels` each log one: rows in, valid and quarantined "
@@ -92,10 +101,13 @@ for spec in load_specs():
         validate_observations = ValidateBatchOperator(task_id="validate_observations", dataset="observations", **common)
         validate_labels = ValidateBatchOperator(task_id="validate_labels", dataset="labels", optional=True, **common)
         build_features = BuildFeaturesOperator(task_id="build_features", **common)
-        materialize_online = FeastMaterializeOperator(
-            task_id="materialize_online", outlets=[features_asset(spec.name)], **common
+        materialize_online = FeastMaterializeOperator(task_id="materialize_online", **common)
+        # Decisions in day order, whatever order the days' ingestion finishes in: day D's
+        # decision reads the requests of the days before it.
+        request_training = RequestTrainingOperator(
+            task_id="request_training", outlets=[features_asset(spec.name)], depends_on_past=True, **common
         )
 
         wait_for_raw_batch >> [validate_observations, validate_labels]
         validate_observations >> build_features
-        [build_features, validate_labels] >> materialize_online
+        [build_features, validate_labels] >> materialize_online >> request_training

@@ -20,7 +20,9 @@ DOC = """
 **Version**, or, if empty, at the version alias `previous-champion` points at. The version must
 exist and must not have been rejected by the promotion gate. The replaced champion becomes
 `previous-champion`, so running this DAG again with an empty **Version** undoes the rollback.
-The restored version gets `rollback.*` tags (with the **Reason**).
+The restored version gets `rollback.*` tags (with the **Reason**). In data time it serves from the
+day after the newest ingested day: scoring days already published keep their predictions, and a
+backfill of an earlier day still uses the version that was champion at that day's end.
 
 **Triggered by**: hand only (Trigger, fill in the form). Batch scoring picks the restored champion
 up at the start of its next run.

@@ -27,8 +27,11 @@ DOC = """
    is given or **force** is on, when `{model}` has no version yet, or when the newest version's data
    is at least {retrain} day(s) older than the cutoff; never with fewer than {min_rows} labelled rows.
    Otherwise the rest of the run is skipped and the run stays **green**: that is a decision.
-   The cutoff is the **Cutoff day** parameter, else the newest day of the features events that
-   started the run, or the newest ingested day if that is later (a backfill finishes days out of order).
+   The cutoff is the **Cutoff day** parameter, else the day of the training request (features event)
+   that started the run, else the newest ingested day (data time, never today's date). A run started
+   by a training request trains (ingestion already decided it is due); a drift or manual training
+   is written to the ledger `staging/{name}/training_requests/`, so the next scheduled one is due
+   {retrain} data day(s) after its cutoff.
 2. `build_training_set` joins the label events of the last {window} landing days up to the cutoff with
    the features of Feast service `{service}` as of each label's time (no later value can leak in),
    and writes `staging/{name}/training_set/date=<cutoff>/data.parquet`. The log counts rows Feast
@@ -40,7 +43,7 @@ DOC = """
    report and the drift reference sample to MLflow experiment `{experiment}`, registers a version of
    `{model}` and points alias `challenger` at it.
 
-**Triggered by**: Asset `{name}.features` (each ingested day), the drift monitor (conf with a
+**Triggered by**: Asset `{name}.features` (a day ingestion found a training due), the drift monitor (conf with a
 `reason` and the drift numbers), or by hand (set **reason** or **force** to train regardless).
 
 **Emits**: Asset `{name}.challenger` with extra `{{"version": ...}}`, which schedules `{name}__promotion`.
@@ -104,8 +107,8 @@ def training_params(spec: UseCaseSpec) -> dict[str, Param]:
             format="date",
             title="Cutoff day",
             description=(
-                "Newest label partition (landing day, YYYY-MM-DD, UTC) to train on. Empty: the newest day of "
-                "the features events that triggered the run (or the newest ingested day, if later), else today."
+                "Newest label partition (landing day, YYYY-MM-DD, UTC) to train on. Empty: the day of the "
+                "training request that triggered the run, else the newest ingested day."
             ),
         ),
         "force": Param(False, type="boolean", title="Force", description="Train even if the newest model is recent."),

@@ -100,7 +100,7 @@ class Loop:
         cmd = [sys.executable, "-m", "mlloop.landing", self.use_case, "--start", str(days[0]), "--end", str(days[-1])]
         if drift_from:
             cmd += ["--drift-from", str(drift_from)]
-        out = subprocess.run(cmd, env=self.env(), check=True, capture_output=True, text=True).stdout
+        out = run_checked(cmd, self.env(), f"landing generated batches of {self.use_case}")
         for line in out.splitlines():
             self.say(f"  {line}")
 
@@ -111,13 +111,11 @@ class Loop:
             "import json; from mlloop.settings import get_settings as s; "
             "print(json.dumps({**s().feast_environment(), 'repo': str(s().feast_repo_path)}))"
         )
-        feast_env = json.loads(
-            subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True).stdout
-        )
+        feast_env = json.loads(run_checked([sys.executable, "-c", script], env, "reading the Feast settings"))
         repo = feast_env.pop("repo")
         env.update(feast_env)
         feast = str(Path(sys.executable).parent / "feast")
-        subprocess.run([feast, "apply"], cwd=repo, env=env, check=True, capture_output=True)
+        run_checked([feast, "apply"], env, "feast apply", cwd=repo)
 
     def start_airflow(self) -> None:
         """Start Airflow (shared by every loop of ``start_loops``) and unpause this use case's DAGs."""
@@ -181,6 +179,10 @@ class Loop:
 
         def done() -> bool:
             runs = [r for r in self.runs(stage) if (r.get("logical_date") or "")[:10] in wanted]
+            # A failed day stops the wait at once: later days may wait on it (ingestion decides
+            # training in day order), and its cause is what the user needs now.
+            if any(r["state"] == "failed" for r in runs):
+                return True
             return len(runs) >= len(wanted) and all(r["state"] in ("success", "failed") for r in runs)
 
         last = [0.0]
@@ -194,8 +196,28 @@ class Loop:
         runs = [r for r in self.runs(stage) if (r.get("logical_date") or "")[:10] in wanted]
         failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
         if failed:
-            raise AirflowError(f"{stage} runs failed: {failed}; open them in the UI ({self.airflow.url})")
+            raise AirflowError(
+                f"{stage} runs failed: {failed}; open them in the UI ({self.airflow.url})\n"
+                + self.failure_cause(stage, failed)
+            )
         return runs
+
+    def failure_cause(self, stage: str, run_ids: list[str], lines: int = 12) -> str:
+        """The failed tasks of these runs with the end of each one's log: the cause, not just a run id."""
+        out = []
+        for run_id in run_ids[:3]:
+            for ti in self.api.task_instances(self.dag_id(stage), run_id):
+                if ti["state"] != "failed":
+                    continue
+                try:
+                    log = self.api.task_log(
+                        self.dag_id(stage), run_id, ti["task_id"], max(1, ti.get("try_number") or 1)
+                    )
+                except Exception as exc:  # the log is a help; its absence must not hide the failure
+                    log = f"(log not readable: {exc})"
+                tail = "\n".join(f"      {line[:300]}" for line in log.splitlines()[-lines:])
+                out.append(f"  {run_id} / {ti['task_id']} failed; the end of its log:\n{tail}")
+        return "\n".join(out)
 
     # ------------------------------------------------------------------ reading results
     def storage(self) -> Storage:
@@ -302,6 +324,29 @@ def describe_registry(registry: dict[str, Any]) -> list[str]:
     return lines
 
 
+def run_checked(cmd: list[str], env: dict[str, str], what: str, cwd: str | Path | None = None) -> str:
+    """Run a helper process; on failure raise with its own error output (the cause), not a bare exit code."""
+    out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        detail = (out.stderr or out.stdout).strip().splitlines()
+        cause = "\n".join(f"    {line}" for line in detail[-15:])
+        raise RuntimeError(f"{what} failed (exit code {out.returncode}):\n{cause}")
+    return out.stdout
+
+
+def mlflow_online_lines(loop: Loop) -> list[str]:
+    """Where to look next: quarantine, online store, the UIs (shared by the demo and the replay)."""
+    storage = loop.storage()
+    user, password = loop.airflow.login()
+    return [
+        f"Drift reports: {storage.path('reports', loop.use_case, 'drift')}",
+        f"Quarantined rows: {storage.path('quarantine', loop.use_case)}",
+        f"Online store: {online_store(loop)} (read it with Feast: see README)",
+        f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
+        f"MLflow UI: {mlflow_ui(loop)}",
+    ]
+
+
 def summary(loop: Loop) -> str:
     """The closing screen: champion, rows scored, drift and what it triggered, where to look."""
     code = (
@@ -317,7 +362,6 @@ def summary(loop: Loop) -> str:
     rows = sum(storage.row_count(p) for p in predictions)
     training_runs = loop.runs("training")
     drift_triggered = [t for t in training_runs if (t.get("conf") or {}).get("reason", "").startswith("drift")]
-    user, password = loop.airflow.login()
     lines = [
         "",
         "=" * 78,
@@ -330,11 +374,7 @@ def summary(loop: Loop) -> str:
         *[f"  {day}: {describe_verdict(rep)}" for day, rep in loop.result.drift_verdicts.items()],
         f"Training runs triggered by drift: {len(drift_triggered)}"
         + (f" ({drift_triggered[0]['dag_run_id']}: {drift_triggered[0]['state']})" if drift_triggered else ""),
-        f"Drift reports: {storage.path('reports', loop.use_case, 'drift')}",
-        f"Quarantined rows: {storage.path('quarantine', loop.use_case)}",
-        f"Online store: {online_store(loop)} (read it with Feast: see README)",
-        f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
-        f"MLflow UI: {mlflow_ui(loop)}",
+        *mlflow_online_lines(loop),
         "=" * 78,
     ]
     return "\n".join(lines)
@@ -357,6 +397,12 @@ def online_store(loop: Loop) -> str:
     return str(loop.airflow.home / "feast" / "online_store.db")
 
 
+def has_generator(use_case: str) -> bool:
+    from mlloop.spec import get_spec
+
+    return get_spec(use_case).generator is not None
+
+
 def prepare_home(home: Path) -> None:
     """Start from a clean demo home; refuse to wipe a folder the demo did not create."""
     if home.exists() and any(home.iterdir()):
@@ -376,27 +422,43 @@ def main(argv: list[str] | None = None) -> int:
     choice.add_argument("--all", action="store_true", help="run every use case in include/use_cases at once")
     parser.add_argument("--stop", action="store_true", help="stop Airflow at the end instead of leaving the UI up")
     args = parser.parse_args(argv)
-    home = mlloop_home()
-    airflow = LocalAirflow(home, extra_env={"MLLOOP_SENSOR_POKE_SECONDS": "30"})
-    airflow.stop()
-    prepare_home(home)
-    os.environ["MLLOOP_HOME"] = str(home)
     if args.all:
         from mlloop.spec import load_specs
 
         use_cases = [spec.name for spec in load_specs()]
     else:
         use_cases = args.use_cases or ["credit_risk"]
+    try:
+        without = [name for name in use_cases if not has_generator(name)]
+    except ValueError as exc:  # SpecError: an unknown name or a broken spec, with the file and field
+        print(f"{exc}", file=sys.stderr)
+        return 2
+    if without:
+        print(
+            f"{', '.join(without)}: no generator in the spec, so the demo cannot make up its data. Land its raw "
+            "batches (docs/authoring.md, step 6), then run the loop over them with\n"
+            f"  python scripts/replay.py --use-case {without[0]} --from YYYY-MM-DD --to YYYY-MM-DD",
+            file=sys.stderr,
+        )
+        return 2
+    home = mlloop_home()
+    airflow = LocalAirflow(home, extra_env={"MLLOOP_SENSOR_POKE_SECONDS": "30"})
+    airflow.stop()
+    prepare_home(home)
+    os.environ["MLLOOP_HOME"] = str(home)
     today = dt.datetime.now(dt.UTC).date()
     loops = [Loop(airflow, name, today) for name in use_cases]
     try:
         run_loops(loops)
         for loop in loops:
             print(summary(loop), flush=True)
-    except Exception:
-        print(f"\nThe loop did not complete. Airflow is still up for you to look: {airflow.url}", file=sys.stderr)
-        print(f"Its log: {airflow.log_path}", file=sys.stderr)
-        raise
+    except Exception as exc:
+        print(f"\nThe loop did not complete: {exc}", file=sys.stderr)
+        if airflow.running_pid():
+            print(f"Airflow is still up for you to look: {airflow.url}; its log: {airflow.log_path}", file=sys.stderr)
+        else:
+            print("Airflow was not started.", file=sys.stderr)
+        return 1
     finally:
         if args.stop:
             airflow.stop()

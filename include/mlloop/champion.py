@@ -10,6 +10,13 @@ The replaced champion keeps alias ``previous-champion``, which is what rollback 
 
 Decisions are written as model-version tags (``promotion.decision`` = promoted / rejected, with
 reasons) so the registry itself shows why a version is or is not champion.
+
+Every move also records, in data time, from which day the new champion serves (registered-model tag
+``champion.history``, a JSON list of ``{"from_day", "version"}`` in the order of the moves). A version
+promoted from a challenger with training cutoff C serves from day C+1: it has seen day C's labels,
+so C is the last day it must not score. A rollback serves from the day after the newest ingested
+day (the first day not yet scored). :func:`champion_at` answers "which version was champion at the
+end of day D", which is what a backfilled scoring day uses (``MODEL_POLICIES``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,13 @@ TAG_DECISION = "promotion.decision"
 TAG_REASONS = "promotion.reasons"
 TAG_DECIDED_AT = "promotion.decided_at"
 TAG_PREVIOUS_CHAMPION = "promotion.previous_champion"
+TAG_SERVES_FROM = "champion.serves_from"
+TAG_HISTORY = "champion.history"
+CHAMPION_AT_DAY = "champion_at_day"
+CURRENT = "current"
+MODEL_POLICIES = (CHAMPION_AT_DAY, CURRENT)
+"""How a scoring day picks its model: the version that was champion at the end of that day (data
+time, the default: a backfill of last month scores each day as it was served), or the champion now."""
 GATE_PREFIX = "gate."
 PROMOTED = "promoted"
 REJECTED = "rejected"
@@ -111,6 +125,60 @@ def _move(client: MlflowClient, model: str, version: str, expected: str | None, 
     return AliasMove(model, version, current, moved=True)
 
 
+def champion_history(client: MlflowClient, model: str) -> list[tuple[dt.date, str]]:
+    """``(from_day, version)`` of every recorded champion move, in the order they were made."""
+    import json
+
+    tags = client.get_registered_model(model).tags or {}
+    try:
+        entries = json.loads(tags.get(TAG_HISTORY) or "[]")
+        return [(dt.date.fromisoformat(e["from_day"]), str(e["version"])) for e in entries]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{model}: tag {TAG_HISTORY} is not a valid champion history ({exc})") from None
+
+
+def record_serving(client: MlflowClient, model: str, version: str, from_day: dt.date) -> None:
+    """Append ``version serves from from_day`` to the champion history (and tag the version)."""
+    import json
+
+    entries = [{"from_day": d.isoformat(), "version": v} for d, v in champion_history(client, model)]
+    entries.append({"from_day": from_day.isoformat(), "version": str(version)})
+    client.set_registered_model_tag(model, TAG_HISTORY, json.dumps(entries))
+    client.set_model_version_tag(model, version, TAG_SERVES_FROM, from_day.isoformat())
+
+
+def champion_at(history: list[tuple[dt.date, str]], day: dt.date) -> str | None:
+    """The version that was champion at the end of ``day``: of the moves serving from ``day`` or
+    earlier, the one with the latest ``from_day`` (the later move on a tie). None before the first."""
+    serving = [(from_day, order, version) for order, (from_day, version) in enumerate(history) if from_day <= day]
+    return max(serving)[2] if serving else None
+
+
+def serving_day(training_cutoff: str | None) -> dt.date | None:
+    """The first data day a version promoted from a challenger serves: the day after its training
+    cutoff (the ``training_cutoff`` tag; it has seen that day's labels). None without a readable one."""
+    try:
+        return dt.date.fromisoformat(str(training_cutoff)) + dt.timedelta(days=1)
+    except ValueError:
+        return None
+
+
+def model_for_day(history: list[tuple[dt.date, str]], day: dt.date, current: str) -> tuple[str, str]:
+    """The version policy ``champion_at_day`` scores ``day`` with, and why (for the log and lineage).
+
+    The champion at the end of ``day``; before the first recorded move, the first champion (the
+    earliest data there is a model for; it has seen labels up to the day before it serves); with
+    no history at all (versions promoted before the history existed), ``current``.
+    """
+    version = champion_at(history, day)
+    if version is not None:
+        return version, f"champion at the end of {day}"
+    if not history:
+        return current, f"no champion history recorded: the current champion (for {day})"
+    first_day, first = min(history)
+    return first, f"{day} precedes the first champion, which serves from {first_day}: using it"
+
+
 def _v(version: str | None) -> str:
     return f"v{version}" if version else "no version"
 
@@ -122,8 +190,10 @@ def promote(
     *,
     expected_champion: str | None,
     tags: dict[str, str] | None = None,
+    serves_from: dt.date | None = None,
 ) -> AliasMove:
-    """Make ``version`` the champion, provided the champion is still ``expected_champion``."""
+    """Make ``version`` the champion, provided the champion is still ``expected_champion``; it serves
+    from data day ``serves_from`` (recorded in the champion history, if given)."""
     model = spec.registered_model_name
     get_version(client, model, version)
     move = _move(client, model, version, expected_champion, "promotion")
@@ -139,6 +209,8 @@ def promote(
                 **(tags or {}),
             },
         )
+        if serves_from is not None:
+            record_serving(client, model, version, serves_from)
     log.info("%s", move.describe())
     return move
 
@@ -182,10 +254,15 @@ def rollback_target(client: MlflowClient, spec: UseCaseSpec, version: str | int 
 
 
 def rollback(
-    client: MlflowClient, spec: UseCaseSpec, version: str | int | None, tags: dict[str, str] | None = None
+    client: MlflowClient,
+    spec: UseCaseSpec,
+    version: str | int | None,
+    tags: dict[str, str] | None = None,
+    serves_from: dt.date | None = None,
 ) -> AliasMove:
     """Point ``champion`` back at ``version`` (default: ``previous-champion``); the replaced champion
-    becomes ``previous-champion``, so running rollback again undoes it."""
+    becomes ``previous-champion``, so running rollback again undoes it. The restored version serves
+    from data day ``serves_from`` (recorded in the champion history, if given)."""
     model = spec.registered_model_name
     target = rollback_target(client, spec, version)
     move = _move(client, model, target, current_champion(client, model), "rollback")
@@ -195,5 +272,7 @@ def rollback(
             set_version_tags(
                 client, model, move.previous_champion, {"rollback.replaced_at": _now(), "rollback.replaced_by": target}
             )
+        if serves_from is not None:
+            record_serving(client, model, target, serves_from)
     log.info("%s", move.describe())
     return move

@@ -8,7 +8,8 @@ helpers at the end, so the policy can be tested with a table of cases and explai
   ``drift.key_features`` drifted, or the model's quality dropped by more than ``drift.max_quality_drop``
   against its training holdout;
 * :func:`retrain_gate` debounces the reaction: no retrain while one is queued or running, and none
-  within ``drift.cooldown_hours`` of the last drift-triggered retrain.
+  within ``drift.cooldown_hours`` of data time (checked day vs the day of the last drift-triggered
+  retrain) after it.
 
 Measuring (Evidently, labels, files, MLflow) lives in :mod:`mlloop.drift_report`.
 """
@@ -213,15 +214,22 @@ def retrain_gate(
     drift: bool,
     *,
     active_training_runs: int,
-    last_trigger_at: dt.datetime | None,
-    now: dt.datetime,
+    last_trigger_day: dt.date | None,
+    day: dt.date,
     cooldown_hours: float,
+    latest_training_cutoff: dt.date | None = None,
 ) -> GateDecision:
-    """Whether drift should start a retrain now (pure).
+    """Whether drift at data day ``day`` should start a retrain (pure).
 
     No drift -> no. A training run already queued or running will see the same data -> no. The
-    last drift-triggered retrain less than ``cooldown_hours`` ago -> no: its model may not even
-    be promoted yet, and drift measured against the old champion's reference persists until it is.
+    last drift-triggered retrain less than ``cooldown_hours`` of DATA time before ``day`` (the day
+    checked vs the day whose check triggered it, in whole days) -> no: its model may not even be
+    promoted yet, and drift measured against the old champion's reference persists until it is.
+    Data time, not the wall clock: a replay of weeks inside an hour debounces exactly as the same
+    days did live, and a check of a day before the last trigger (a rerun of history) never
+    triggers a second retrain for data the last one already saw. A training already asked for
+    on data up to ``day`` or later (``latest_training_cutoff``, from the training ledger: the
+    scheduled one of that very day, say) -> no: a retrain would see the same data.
     """
     if not drift:
         return GateDecision(False, "no drift: nothing to retrain")
@@ -229,13 +237,19 @@ def retrain_gate(
         return GateDecision(
             False, f"debounced: {active_training_runs} training run(s) already queued or running will retrain"
         )
-    if last_trigger_at is not None:
-        ready_at = last_trigger_at + dt.timedelta(hours=cooldown_hours)
-        if now < ready_at:
+    if latest_training_cutoff is not None and latest_training_cutoff >= day:
+        return GateDecision(
+            False,
+            f"debounced: a training on data up to {latest_training_cutoff.isoformat()} is already asked for "
+            f"(the training ledger); its model is the answer to drift found on {day.isoformat()}",
+        )
+    if last_trigger_day is not None:
+        ready_on = last_trigger_day + dt.timedelta(days=math.ceil(cooldown_hours / 24))
+        if day < ready_on:
             return GateDecision(
                 False,
-                f"debounced: cooldown of {cooldown_hours:g} h after the retrain triggered at "
-                f"{last_trigger_at.isoformat(timespec='seconds')} lasts until {ready_at.isoformat(timespec='seconds')}",
+                f"debounced: cooldown of {cooldown_hours:g} h of data time after the retrain triggered by the check "
+                f"of {last_trigger_day.isoformat()} lasts until the check of {ready_on.isoformat()}",
             )
     return GateDecision(True, "drift detected and no retrain is pending or cooling down: triggering training")
 

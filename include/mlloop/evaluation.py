@@ -76,16 +76,18 @@ def train_end(ref: ModelRef) -> dt.datetime | None:
 
 
 def fresh_labels(
-    storage: Storage, spec: UseCaseSpec, not_before: dt.datetime | None
+    storage: Storage, spec: UseCaseSpec, not_before: dt.datetime | None, up_to: dt.date | None = None
 ) -> tuple[pd.DataFrame, EvaluationWindow]:
-    """Labels of the newest ``promotion.evaluation_days`` observation days after ``not_before``."""
+    """Labels of the newest ``promotion.evaluation_days`` observation days after ``not_before``, in the
+    label partitions up to ``up_to`` (the challenger's training cutoff: in data time the gate decides
+    on the day the challenger was trained for, not on whatever was ingested by the time it runs)."""
     import pandas as pd
 
     from mlloop.training_set import label_partitions, read_latest_labels
 
-    partitions = label_partitions(storage, spec)
+    partitions = [day for day in label_partitions(storage, spec) if up_to is None or day <= up_to]
     if not partitions:
-        raise NotEvaluable("no label partitions exist yet")
+        raise NotEvaluable(f"no label partitions exist yet{f' up to {up_to}' if up_to else ''}")
     newest = max(partitions)
     # Labels of an observation day land delay_days later: read enough landing days to cover the window.
     lookback = spec.promotion.evaluation_days + spec.labels.delay_days
@@ -207,7 +209,7 @@ def evaluate_for_promotion(
     for ref in refs:
         if train_end(ref) is None:
             log.warning("v%s has no '%s' tag: cannot prove the window is unseen by it", ref.version, TAG_TRAIN_END)
-    labels, window = fresh_labels(storage, spec, max(ends) if ends else None)
+    labels, window = fresh_labels(storage, spec, max(ends) if ends else None, training_cutoff(challenger))
     cards = scorecards(store, spec, labels, {ref.version: (ref, load(ref)) for ref in refs})
     mine = cards[challenger.version]
     if math.isnan(mine.primary):

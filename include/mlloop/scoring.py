@@ -143,6 +143,11 @@ def predictions_path(storage: Storage, spec: UseCaseSpec, day: dt.date) -> str:
     return storage.partition("predictions", spec.name, None, day, PREDICTIONS_FILE)
 
 
+def model_choice_path(storage: Storage, spec: UseCaseSpec, day: dt.date) -> str:
+    """``model.json`` beside a day's predictions: which version scored it, by which policy, and why."""
+    return storage.partition("predictions", spec.name, None, day, "model.json")
+
+
 def part_path(storage: Storage, spec: UseCaseSpec, day: dt.date, partition: int, partitions: int) -> str:
     """Where part ``partition`` of ``partitions`` waits for the commit (never read by consumers)."""
     return storage.partition(

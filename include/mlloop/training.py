@@ -100,17 +100,19 @@ def decide_training(
     latest_version: str | None = None,
     latest_cutoff: dt.date | None = None,
     has_champion: bool = True,
+    latest_described: str | None = None,
 ) -> TrainingDecision:
     """Decide whether to train (pure: everything it needs is passed in).
 
     ``labelled_rows`` counts the labels that can get features (their observation day was ingested).
     Beyond the spec's rules, a use case with versions but no champion (every one so far was
     rejected) retrains as soon as newer data exists instead of waiting ``retrain_after_days``:
-    until a model passes the gate there is nothing to score with.
+    until a model passes the gate there is nothing to score with. ``latest_described`` names the
+    newest training in the explanation when it is not a registered version (a ledger entry).
     """
     minimum = spec.model.min_training_rows
     common = dict(cutoff_day=cutoff_day, labelled_rows=labelled_rows, latest_version=latest_version)
-    newest = f"the newest version v{latest_version}" if latest_version else "no version"
+    newest = latest_described or (f"the newest version v{latest_version}" if latest_version else "no version")
     if labelled_rows < minimum:
         return TrainingDecision(
             train=False,

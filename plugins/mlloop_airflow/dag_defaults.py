@@ -82,6 +82,23 @@ def day_param(spec: UseCaseSpec) -> Param:
     )
 
 
+def model_policy_param() -> Param:
+    """Which model a scoring day uses (:data:`mlloop.champion.MODEL_POLICIES`)."""
+    from mlloop.champion import CHAMPION_AT_DAY, MODEL_POLICIES
+
+    return Param(
+        CHAMPION_AT_DAY,
+        type="string",
+        enum=list(MODEL_POLICIES),
+        title="Model policy",
+        description=(
+            "champion_at_day: the version that was champion at the end of the day scored (data time: a "
+            "version trained with cutoff C serves from C+1), so a backfill scores each day as it was served. "
+            "current: the champion now (e.g. to rescore history with a new model)."
+        ),
+    )
+
+
 def partitions_param(spec: UseCaseSpec) -> Param:
     """How many mapped tasks a scoring run splits the day into (empty: the spec's number)."""
     return Param(

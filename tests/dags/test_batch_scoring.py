@@ -66,7 +66,12 @@ def test_scores_the_day_with_the_pinned_champion(ingested, spec) -> None:  # typ
             .first()
         )
         assert event is not None
-        assert event.extra == {"day": DAY.isoformat(), "model_version": champion.version, "rows": len(out)}
+        assert event.extra == {
+            "day": DAY.isoformat(),
+            "model_version": champion.version,
+            "model_policy": "champion_at_day",
+            "rows": len(out),
+        }
 
 
 def test_mapped_parts_are_published_together(ingested, spec, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -111,3 +116,34 @@ def test_the_parts_param_overrides_the_spec(ingested, spec) -> None:  # type: ig
     out = ingested.read_frame(predictions_path(ingested, spec, DAY))
     assert len(out) == len(ingested.read_frame(features_path(ingested, spec, DAY)))
     assert out[spec.entity.join_key].is_unique
+
+
+def test_a_backfilled_day_uses_the_champion_of_that_day_unless_told_otherwise(ingested, spec) -> None:  # type: ignore[no-untyped-def]
+    """Data time: v1 served DAY (from DAY-3 on), v2 was promoted later (serves from DAY+1) and is the
+    champion now. Scoring DAY again (a backfill) uses v1 by default, v2 with model_policy=current;
+    the choice is in the predictions' model.json."""
+    import json
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlloop.champion import promote
+    from mlloop.registry import mlflow_client
+    from mlloop.scoring import model_choice_path
+
+    frame = labelled_frame(ingested, spec, DAYS[:5])
+    first = register_champion(spec, frame, alias=None)
+    second = register_champion(spec, frame, alias=None, seed=1)
+    client = mlflow_client()
+    promote(client, spec, first.version, expected_champion=None, serves_from=DAY - dt.timedelta(days=3))
+    promote(client, spec, second.version, expected_champion=first.version, serves_from=DAY + dt.timedelta(days=1))
+
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "batch_scoring.py")).dags[DAG_ID]
+    for conf, expected in (({}, first.version), ({"model_policy": "current"}, second.version)):
+        dag_run = dag.test(run_conf={"day": DAY.isoformat(), **conf})
+        assert dag_run.state == "success", task_states(dag_run)
+        out = ingested.read_frame(predictions_path(ingested, spec, DAY))
+        assert set(out["model_version"]) == {expected}, conf
+        choice = json.loads(ingested.read_bytes(model_choice_path(ingested, spec, DAY)))
+        assert choice["model_version"] == expected
+        assert choice["model_policy"] == conf.get("model_policy", "champion_at_day")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 
 import pytest
 
@@ -122,9 +123,18 @@ def test_drift_triggers_training_once_then_debounces(airflow_db, storage, spec) 
     assert "cooldown" in xcom_value(third, "decide_retrain", "decision")["reason"]
     assert len(dag_runs(TRAINING)) == 1
 
-    # After the cooldown, persisting drift retrains again.
-    hours = spec.drift.cooldown_hours + 1
-    write_marker(storage, spec, marker.__class__(**{**marker.__dict__, "triggered_at": _hours_ago(hours)}))
+    # The cooldown is data time: a retrain triggered for this very day, however long ago on the wall
+    # clock (a replay of history), still debounces it.
+    long_ago = {**marker.__dict__, "triggered_at": _hours_ago(spec.drift.cooldown_hours * 10)}
+    write_marker(storage, spec, marker.__class__(**long_ago))
+    replayed = run_dag(DAG_ID, DAY)
+    assert task_states(replayed)["trigger_training"] == "skipped"
+    assert "cooldown" in xcom_value(replayed, "decide_retrain", "decision")["reason"]
+
+    # After the cooldown in data days (the last trigger was for an earlier day), drift retrains again.
+    days = math.ceil(spec.drift.cooldown_hours / 24)
+    earlier = {**marker.__dict__, "day": (DAY - dt.timedelta(days=days)).isoformat()}
+    write_marker(storage, spec, marker.__class__(**earlier))
     fourth = run_dag(DAG_ID, DAY)
     assert task_states(fourth)["trigger_training"] == "success"
     assert len(dag_runs(TRAINING)) == 2
@@ -157,6 +167,8 @@ def test_a_burst_of_drift_starts_one_retrain_and_a_failed_retrain_leaves_the_cha
     # Enough labels for this small data to train on (the point is how the retrain fails, not size).
     raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
     raw["model"]["min_training_rows"] = 500
+    # A cooldown longer than the burst, in data time: the check of the burst's last day is still in it.
+    raw["drift"]["cooldown_hours"] = 24 * len(DAYS)
     (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
     champion = prepare(storage, spec, shock=True)

@@ -104,3 +104,53 @@ def test_bad_batch_fails_clearly_and_writes_nothing_downstream(  # type: ignore[
     some_customers = landed.observations["customer_id"].head(5).tolist()
     online = online_features(open_store(), spec.model.feature_service, "customer_id", some_customers)
     assert online["annual_income"].isna().all(), "nothing of a rejected batch may reach the online store"
+
+
+def test_only_a_day_due_a_training_emits_the_features_asset(  # type: ignore[no-untyped-def]
+    airflow_db, storage, spec, feast_registry, tmp_path, monkeypatch
+) -> None:
+    """Ingestion decides, day by day in data time, whether a training is due; only then does the
+    features Asset (which starts training) get an event, carrying the cutoff. The other days are
+    green with request_training skipped: the training DAG does not start a run to decide nothing."""
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from loop_fixtures import delete_dag_runs
+    from mlloop.settings import get_settings
+    from mlloop.training_requests import requests
+
+    # Decisions run in day order (depends_on_past): a rejected day of another test in this session's
+    # DB would hold them, as a rejected day does in production until it is fixed.
+    delete_dag_runs(DAG_ID)
+    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
+    raw["model"]["min_training_rows"] = 200  # small data: labels of day 1 (landing on day 4) suffice
+    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    days = [dt.date(2026, 5, 1) + dt.timedelta(days=n) for n in range(6)]
+    land_days(storage, spec, days, rows_per_day=300, n_customers=500, bad_row_share=0.0)
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "feature_ingestion.py")).dags[DAG_ID]
+
+    def events() -> list[dict]:
+        with create_session() as session:
+            rows = (
+                session.query(AssetEvent)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .filter(AssetModel.name == "credit_risk.features")
+                .all()
+            )
+            return [dict(e.extra or {}) for e in rows]
+
+    before = len(events())
+    states = {}
+    for day in days:
+        state, tasks = run_day(dag, day)
+        assert state == "success", tasks
+        states[day] = tasks["request_training"]
+    due = days[spec.labels.delay_days]  # the first day whose window holds the first labels
+    assert states == {day: "success" if day == due else "skipped" for day in days}
+    new = events()[before:]
+    assert [e["cutoff_day"] for e in new] == [due.isoformat()]
+    assert new[0]["reason"].startswith("due: ")
+    assert [r.cutoff_day for r in requests(storage, spec)] == [due]

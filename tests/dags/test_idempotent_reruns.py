@@ -88,4 +88,8 @@ def test_rerunning_scoring_gives_the_same_rows_except_the_audit_column(  # type:
         return frame.drop(columns=list(AUDIT_COLUMNS)).sort_values([ts, key]).reset_index(drop=True)
 
     assert normalize(after).equals(normalize(before))
-    assert [p.name for p in Path(predictions_path(storage, spec, DAY)).parent.iterdir()] == ["data.parquet"]
+    # One partition, replaced: the predictions and the note of which model scored them (model.json).
+    assert sorted(p.name for p in Path(predictions_path(storage, spec, DAY)).parent.iterdir()) == [
+        "data.parquet",
+        "model.json",
+    ]

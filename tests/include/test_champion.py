@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 from mlloop.champion import (
     ChampionChanged,
     RollbackRefused,
+    champion_at,
+    champion_history,
+    model_for_day,
     promote,
     record_gate,
     reject,
@@ -123,3 +127,30 @@ def test_a_re_evaluation_replaces_the_gate_tags_of_the_last_one(registry: Any, s
     record_gate(registry, name, "2", {"gate.passed": "true", "gate.floor": "pass"})
     tags = registry.get_model_version(name, "2").tags
     assert {k: v for k, v in tags.items() if k.startswith("gate.")} == {"gate.passed": "true", "gate.floor": "pass"}
+
+
+def test_champion_at_a_day_follows_the_moves_in_data_time(registry: Any, spec: UseCaseSpec) -> None:
+    """A backfilled scoring day uses the version that was champion at that day's end: a version
+    trained with cutoff C serves from C+1; a rollback serves from the day it is given."""
+    day = dt.date(2011, 3, 1)
+    promote(registry, spec, "1", expected_champion=None, serves_from=day)
+    promote(registry, spec, "2", expected_champion="1", serves_from=day + dt.timedelta(days=7))
+    rollback(registry, spec, None, serves_from=day + dt.timedelta(days=10))
+    history = champion_history(registry, spec.registered_model_name)
+    assert history == [(day, "1"), (day + dt.timedelta(days=7), "2"), (day + dt.timedelta(days=10), "1")]
+    assert champion_at(history, day - dt.timedelta(days=1)) is None
+    assert champion_at(history, day) == "1"
+    assert champion_at(history, day + dt.timedelta(days=6)) == "1"
+    assert champion_at(history, day + dt.timedelta(days=7)) == "2"
+    assert champion_at(history, day + dt.timedelta(days=9)) == "2"
+    assert champion_at(history, day + dt.timedelta(days=30)) == "1"
+    # Two moves serving from the same day: the later move wins.
+    promote(registry, spec, "3", expected_champion="1", serves_from=day + dt.timedelta(days=10))
+    history = champion_history(registry, spec.registered_model_name)
+    assert champion_at(history, day + dt.timedelta(days=10)) == "3"
+    assert registry.get_model_version(spec.registered_model_name, "3").tags["champion.serves_from"] == "2011-03-11"
+    # The scoring policy: the champion of the day; before the first, the first (said so); no history: current.
+    assert model_for_day(history, day + dt.timedelta(days=8), "3") == ("2", "champion at the end of 2011-03-09")
+    version, because = model_for_day(history, day - dt.timedelta(days=2), "3")
+    assert version == "1" and "precedes the first champion" in because
+    assert model_for_day([], day, "3")[0] == "3"

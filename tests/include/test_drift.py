@@ -109,22 +109,44 @@ def test_retrain_conf_carries_exactly_the_training_params() -> None:
 NOW = dt.datetime(2026, 11, 12, 6, 0, tzinfo=dt.UTC)
 
 
+DAY = NOW.date()
+
+
+def test_no_retrain_for_drift_when_a_training_on_that_data_is_already_asked_for() -> None:
+    gate = retrain_gate(
+        True, active_training_runs=0, last_trigger_day=None, day=DAY, cooldown_hours=24, latest_training_cutoff=DAY
+    )
+    assert not gate.trigger and "already asked for" in gate.reason
+    earlier = DAY - dt.timedelta(days=1)
+    gate = retrain_gate(
+        True, active_training_runs=0, last_trigger_day=None, day=DAY, cooldown_hours=24, latest_training_cutoff=earlier
+    )
+    assert gate.trigger
+
+
 @pytest.mark.parametrize(
-    ("drift", "active", "last_trigger", "trigger", "says"),
+    ("drift", "active", "last_trigger", "cooldown", "trigger", "says"),
     [
-        (False, 0, None, False, "no drift"),
-        (False, 2, NOW, False, "no drift"),
-        (True, 0, None, True, "triggering"),
-        (True, 1, None, False, "1 training run(s) already queued or running"),
-        (True, 0, NOW - dt.timedelta(hours=3), False, "cooldown of 24 h"),
-        (True, 0, NOW - dt.timedelta(hours=24), True, "triggering"),
-        (True, 0, NOW - dt.timedelta(days=3), True, "triggering"),
-        (True, 1, NOW - dt.timedelta(days=3), False, "already queued or running"),
+        (False, 0, None, 24, False, "no drift"),
+        (False, 2, DAY, 24, False, "no drift"),
+        (True, 0, None, 24, True, "triggering"),
+        (True, 1, None, 24, False, "1 training run(s) already queued or running"),
+        # Data time: the same day's check (a replay, however long ago on the wall clock) is debounced.
+        (True, 0, DAY, 24, False, "cooldown of 24 h of data time"),
+        (True, 0, DAY - dt.timedelta(days=1), 24, True, "triggering"),
+        (True, 0, DAY - dt.timedelta(days=1), 48, False, "lasts until the check of 2026-11-13"),
+        (True, 0, DAY - dt.timedelta(days=2), 36, True, "triggering"),
+        (True, 0, DAY - dt.timedelta(days=3), 24, True, "triggering"),
+        (True, 1, DAY - dt.timedelta(days=3), 24, False, "already queued or running"),
+        # A check of a day before the last trigger (rerunning history) never retrains again.
+        (True, 0, DAY + dt.timedelta(days=5), 24, False, "cooldown"),
     ],
 )
-def test_retrain_gate(drift: bool, active: int, last_trigger: dt.datetime | None, trigger: bool, says: str) -> None:
+def test_retrain_gate(
+    drift: bool, active: int, last_trigger: dt.date | None, cooldown: float, trigger: bool, says: str
+) -> None:
     decision = retrain_gate(
-        drift, active_training_runs=active, last_trigger_at=last_trigger, now=NOW, cooldown_hours=24
+        drift, active_training_runs=active, last_trigger_day=last_trigger, day=DAY, cooldown_hours=cooldown
     )
     assert decision.trigger is trigger
     assert says in decision.reason

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlloop_airflow.links import LinkedOperatorMixin, ModelVersionLink
 from mlloop_airflow.operators.base import UseCaseOperator
@@ -14,6 +14,8 @@ from mlloop_airflow.operators.base import UseCaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from mlflow import MlflowClient
+
+    from mlloop.registry import ModelRef
 
 
 class ResolveChampionOperator(LinkedOperatorMixin, UseCaseOperator):
@@ -25,16 +27,24 @@ class ResolveChampionOperator(LinkedOperatorMixin, UseCaseOperator):
     promotion) there is nothing to use: the task is skipped with the reason in its log, and so is
     everything downstream; the run stays green.
 
+    With ``model_policy`` ``champion_at_day`` it pins instead the version that was champion at the
+    end of the run's day, in data time (:func:`mlloop.champion.champion_at`); a day before the first
+    recorded champion serves (or with no recorded history) falls back to the earliest recorded
+    champion (else the current one) and says so. The choice and why travel with the XCom
+    (``model_policy``, ``chosen_because``).
+
     :param purpose: what the run would do with the model, for the skip message (e.g. ``score the day``).
+    :param model_policy: ``current`` (default) or ``champion_at_day``. (templated)
     """
 
-    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "purpose")
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "purpose", "model_policy")
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#e6dcf5"
 
-    def __init__(self, *, purpose: str = "use", **kwargs: Any) -> None:
+    def __init__(self, *, purpose: str = "use", model_policy: str = "current", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.purpose = purpose
+        self.model_policy = model_policy
 
     @cached_property
     def mlflow_client(self) -> MlflowClient:
@@ -43,6 +53,7 @@ class ResolveChampionOperator(LinkedOperatorMixin, UseCaseOperator):
         return mlflow_client()
 
     def execute(self, context: Context) -> dict[str, str]:
+        from mlloop.champion import CHAMPION_AT_DAY, CURRENT, MODEL_POLICIES
         from mlloop.registry import CHAMPION, get_alias
         from mlloop.scoring import feature_service_for
 
@@ -55,6 +66,12 @@ class ResolveChampionOperator(LinkedOperatorMixin, UseCaseOperator):
                 f"{self.purpose} with. Expected until {self.spec.dag_id('promotion')} promotes a first "
                 "version; this run is skipped, not failed."
             )
+        policy = str(self.model_policy or CURRENT)
+        if policy not in MODEL_POLICIES:
+            raise AirflowFailException(f"model_policy must be one of {list(MODEL_POLICIES)}, got {policy!r}")
+        because = "the current champion"
+        if policy == CHAMPION_AT_DAY:
+            ref, because = self.champion_at_day(context, ref)
         self.link_to_model_version(ref.name, ref.version)
         pinned = {
             "name": ref.name,
@@ -62,13 +79,30 @@ class ResolveChampionOperator(LinkedOperatorMixin, UseCaseOperator):
             "run_id": ref.run_id,
             "feature_service": feature_service_for(ref, self.spec),
             "uri": ref.uri,
+            "model_policy": policy,
+            "chosen_because": because,
         }
         self.log.info(
-            "Pinned %s v%s (training run %s, feature service %s) for this whole run; "
+            "Pinned %s v%s (%s: %s; training run %s, feature service %s) for this whole run; "
             "a promotion from now on applies to the next run.",
             ref.name,
             ref.version,
+            policy,
+            because,
             ref.run_id,
             pinned["feature_service"],
         )
         return pinned
+
+    def champion_at_day(self, context: Context, current: ModelRef) -> tuple[ModelRef, str]:
+        """(the version champion at the end of the run's day, why it was chosen)."""
+        from mlloop.champion import champion_history, model_for_day
+        from mlloop.registry import get_version
+
+        day = self.resolve_day(context)
+        name = self.spec.registered_model_name
+        version, because = model_for_day(champion_history(self.mlflow_client, name), day, current.version)
+        if "precedes" in because:
+            self.log.warning("No version was champion at the end of %s: %s", day, because)
+        ref = current if version == current.version else get_version(self.mlflow_client, name, version)
+        return ref, because

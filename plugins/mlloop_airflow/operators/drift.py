@@ -176,7 +176,9 @@ class RetrainDecisionOperator(LinkedOperatorMixin, UseCaseOperator, BranchMixIn)
     adds the debounce (:func:`mlloop.drift.retrain_gate`): no trigger while a run of the training
     DAG is queued or running (asked through the Task SDK, tasks cannot query the metadata DB), and
     none within ``drift.cooldown_hours`` of the last drift-triggered retrain (the marker
-    ``reports/<use_case>/drift/last_trigger.json``). It logs one summary (:func:`drift_summary`: the
+    ``reports/<use_case>/drift/last_trigger.json``), measured in data time: the day checked vs the
+    day whose check triggered that retrain; and none when the training ledger already holds a
+    training on data up to the day checked (the day's scheduled one). It logs one summary (:func:`drift_summary`: the
     verdict, the top features, quality, rows and the decision), pushes the training conf as XCom
     ``retrain_conf``, and skips the trigger task when there is nothing to do: no drift and debounced
     runs are green.
@@ -201,22 +203,26 @@ class RetrainDecisionOperator(LinkedOperatorMixin, UseCaseOperator, BranchMixIn)
         import datetime as dt
 
         from mlloop.drift import read_marker, retrain_conf, retrain_gate
+        from mlloop.training_requests import latest_request_before
 
         day = self.resolve_day(context)
         verdict = self.report["verdict"]
         html = self.report["report_html"]
         active = 0
-        last_trigger = None
+        last_trigger = latest = None
         if verdict["drift"]:
+            request = latest_request_before(self.storage_hook.storage, self.spec, day + dt.timedelta(days=1))
+            latest = request.cutoff_day if request else None
             active = context["ti"].get_dr_count(dag_id=self.training_dag_id, states=ACTIVE_RUN_STATES)
             marker = read_marker(self.storage_hook.storage, self.spec)
-            last_trigger = marker.triggered_at if marker else None
+            last_trigger = dt.date.fromisoformat(marker.day) if marker and marker.day else None
         gate = retrain_gate(
             verdict["drift"],
             active_training_runs=active,
-            last_trigger_at=last_trigger,
-            now=dt.datetime.now(dt.UTC),
+            last_trigger_day=last_trigger,
+            day=day,
             cooldown_hours=self.spec.drift.cooldown_hours,
+            latest_training_cutoff=latest,
         )
         conf = retrain_conf(verdict, day, html) if gate.trigger else None
         context["ti"].xcom_push(key="retrain_conf", value=conf)
@@ -229,7 +235,8 @@ class RetrainDecisionOperator(LinkedOperatorMixin, UseCaseOperator, BranchMixIn)
 
 
 class RecordRetrainTriggerOperator(UseCaseOperator):
-    """Remember the retrain just triggered, so the cooldown holds until ``drift.cooldown_hours`` pass.
+    """Remember the retrain just triggered (and its data day), so the cooldown holds for ``drift.cooldown_hours``
+    of data time.
 
     Writes ``reports/<use_case>/drift/last_trigger.json`` atomically after the trigger succeeded
     (a failed trigger must not start a cooldown).
@@ -266,11 +273,12 @@ class RecordRetrainTriggerOperator(UseCaseOperator):
         storage = self.storage_hook.storage
         write_marker(storage, self.spec, marker)
         self.log.info(
-            "Triggered %s run %s; no other drift-triggered retrain of %s before %s (marker %s)",
+            "Triggered %s run %s; no other drift-triggered retrain of %s for %g h of data time after %s (marker %s)",
             self.training_dag_id,
             marker.training_run_id,
             self.spec.name,
-            (marker.triggered_at + dt.timedelta(hours=self.spec.drift.cooldown_hours)).isoformat(timespec="seconds"),
+            self.spec.drift.cooldown_hours,
+            day,
             marker_path(storage, self.spec),
         )
         return marker.as_dict()

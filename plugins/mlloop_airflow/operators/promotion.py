@@ -249,8 +249,9 @@ class PromoteChallengerOperator(_RegistryOperator):
         self.evaluation = evaluation
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.champion import ChampionChanged, current_champion, promote, reject
+        from mlloop.champion import ChampionChanged, current_champion, promote, reject, serving_day
         from mlloop.registry import CHAMPION, get_alias, get_version
+        from mlloop.training import TAG_TRAINING_CUTOFF
 
         evaluation = as_mapping(self.evaluation, "evaluation")
         version, evaluated_against = str(evaluation["version"]), evaluation.get("champion")
@@ -277,9 +278,15 @@ class PromoteChallengerOperator(_RegistryOperator):
         self.log.info(
             "Promoting %s v%s (gate passed against %s)", model, version, f"v{expected}" if expected else "none"
         )
+        serves_from = serving_day(get_version(client, model, version).tags.get(TAG_TRAINING_CUTOFF))
         try:
             move = promote(
-                client, self.spec, version, expected_champion=expected, tags=self.run_tags(context, "promotion")
+                client,
+                self.spec,
+                version,
+                expected_champion=expected,
+                tags=self.run_tags(context, "promotion"),
+                serves_from=serves_from,
             )
         except ChampionChanged as exc:
             raise AirflowFailException(
@@ -287,7 +294,11 @@ class PromoteChallengerOperator(_RegistryOperator):
                 f"deployment on the same registry?): stop it, then clear task evaluate_challenger."
             ) from None
         self.link_to_model_version(model, move.champion)
-        self.log.info("PROMOTED: %s", move.describe())
+        self.log.info(
+            "PROMOTED: %s; serves scoring days from %s on (data time: the day after its training cutoff)",
+            move.describe(),
+            serves_from or "unknown (no training cutoff tag)",
+        )
         self.set_outlet_extra(context, {"version": move.champion, "previous_champion": move.previous_champion})
         return move.as_dict()
 
@@ -351,8 +362,12 @@ class RollbackChampionOperator(_RegistryOperator):
         tags = self.run_tags(context, "rollback")
         if _is_set(self.reason):
             tags["rollback.reason"] = str(self.reason)
+        from mlloop.training_set import feature_days
+
+        ingested = feature_days(self.storage_hook.storage, self.spec)
+        serves_from = max(ingested) + dt.timedelta(days=1) if ingested else None
         try:
-            move = rollback(self.mlflow_hook.client, self.spec, version, tags=tags)
+            move = rollback(self.mlflow_hook.client, self.spec, version, tags=tags, serves_from=serves_from)
         except (RollbackRefused, ChampionChanged) as exc:
             raise AirflowFailException(f"rollback refused: {exc}") from None
         self.link_to_model_version(model, move.champion)

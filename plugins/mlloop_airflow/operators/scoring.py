@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -189,7 +190,13 @@ class CommitPredictionsOperator(UseCaseOperator):
         self.parts = parts
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.scoring import Lineage, PartResult, PredictionValidationError, commit_predictions
+        from mlloop.scoring import (
+            Lineage,
+            PartResult,
+            PredictionValidationError,
+            commit_predictions,
+            model_choice_path,
+        )
 
         day = self.resolve_day(context)
         # One slice fetches every mapped result at once; iterating would probe past the end and
@@ -209,7 +216,23 @@ class CommitPredictionsOperator(UseCaseOperator):
                 "are kept under staging/ for inspection; fix the cause, then clear this DAG run."
             ) from None
         self.log.info("Published %s", result.describe())
+        policy = {
+            "model_name": lineage.model_name,
+            "model_version": lineage.model_version,
+            "model_policy": self.champion.get("model_policy", "current"),
+            "chosen_because": self.champion.get("chosen_because", ""),
+            "airflow_run_id": lineage.airflow_run_id,
+        }
+        storage = self.storage_hook.storage
+        storage.write_bytes(json.dumps(policy, indent=2).encode(), model_choice_path(storage, self.spec, day))
+        self.log.info("Model choice: %s v%s by policy %s (%s)", *[policy[k] for k in list(policy)[:4]])
         self.set_outlet_extra(
-            context, {"day": day.isoformat(), "model_version": result.model_version, "rows": result.rows}
+            context,
+            {
+                "day": day.isoformat(),
+                "model_version": result.model_version,
+                "model_policy": policy["model_policy"],
+                "rows": result.rows,
+            },
         )
         return result.as_dict()

@@ -58,14 +58,16 @@ def training_set_path(storage: Storage, spec: UseCaseSpec, cutoff_day: dt.date) 
 class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
     """Decide whether this run trains; if not, skip the rest of the run, which stays green.
 
-    Trains when a ``reason`` is given or ``force`` is set, when the model has no version yet, or
+    Trains when a ``reason`` is given (a parameter, or the training request in the triggering
+    features event: ingestion already decided in data time that a training is due) or ``force`` is
+    set, when the model has no version yet, or
     when the newest version's training cutoff is ``model.retrain_after_days`` older than this run's
     cutoff; and only with at least ``model.min_training_rows`` labelled rows in the training window.
     Returns the decision (keys ``train``, ``cutoff_day``, ``reason``, ``explanation``, ...).
 
     :param cutoff_day: the newest label partition (landing day) to train on; empty means the newest
-        ``day`` in the triggering asset events' extra or the newest ingested features day if that
-        is newer (a backfill finishes days out of order), else today (UTC). (templated)
+        ``cutoff_day`` in the triggering asset events' extra (ingestion's training request), else
+        the newest ingested features day. (templated)
     :param reason: why training was asked for (the drift monitor says which drift). (templated)
     :param force: train even if the newest version is recent. (templated)
     :param drift_report: the drift report named by the trigger, checked here. (templated)
@@ -118,37 +120,45 @@ class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
         return MlflowHook()
 
     def resolve_cutoff(self, context: Context) -> tuple[dt.date, str]:
-        """(cutoff day, where it came from)."""
+        """(cutoff day, where it came from): the parameter, else the triggering events' newest
+        ``cutoff_day`` (ingestion's training request), else the newest ingested features day.
+        Never the wall clock: a run started by hand during a replay of 2011 trains on 2011."""
         if _is_set(self.cutoff_day):
             cutoff = check_day_in_range(self.spec, _parse_day(self.cutoff_day, "cutoff_day"), "cutoff_day")
             return cutoff, "the cutoff_day parameter"
-        days = [str(e["day"]) for e in self.triggering_asset_extras(context) if _is_set(e.get("day"))]
-        if not days:
-            return dt.datetime.now(dt.UTC).date(), "today (UTC): no cutoff_day and no triggering asset event"
+        events = self.triggering_asset_extras(context)
+        days = [str(e.get("cutoff_day") or e["day"]) for e in events if _is_set(e.get("cutoff_day") or e.get("day"))]
+        if days:
+            return max(_parse_day(d, "day in the asset event") for d in days), "the training request (features event)"
         from mlloop.training_set import feature_days
 
-        newest_event = max(_parse_day(d, "day in the asset event") for d in days)
-        # A backfill ingests days out of order (several runs at once, materializations one at a
-        # time), so the last features event may be an older day's. Its run is the last to see
-        # every ingested day: it must train up to the newest of them, or no run ever does.
-        newest_ingested = max(feature_days(self.storage_hook.storage, self.spec), default=newest_event)
-        if newest_ingested > newest_event:
-            return newest_ingested, (
-                f"the newest ingested features day; the triggering events went up to {newest_event} "
-                "(a backfill finishes days out of order)"
+        ingested = feature_days(self.storage_hook.storage, self.spec)
+        if not ingested:
+            raise AirflowFailException(
+                f"no cutoff_day given and no features of {self.spec.name} ingested yet: nothing to train on. "
+                "Ingest some days first (or give the Cutoff day)."
             )
-        return newest_event, "the newest triggering features event"
+        return max(ingested), "the newest ingested features day (no cutoff_day, no triggering event)"
+
+    def requested_reason(self, context: Context) -> str | None:
+        """The reason to train: the parameter, else the training request that started the run."""
+        if _is_set(self.reason):
+            return str(self.reason)
+        reasons = [str(e["reason"]) for e in self.triggering_asset_extras(context) if _is_set(e.get("reason"))]
+        return reasons[-1] if reasons else None
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlloop.registry import CHAMPION, get_alias
         from mlloop.training import decide_training, latest_version
+        from mlloop.training_requests import TrainingRequest, record_request
         from mlloop.training_set import count_labels, training_window
 
         self.check_trigger_input()
         cutoff, source = self.resolve_cutoff(context)
         first, last = training_window(self.spec, cutoff)
         self.log.info("Cutoff day %s (from %s); counting labels of landing days %s .. %s", cutoff, source, first, last)
-        labels = count_labels(self.storage_hook.storage, self.spec, first, last)
+        storage = self.storage_hook.storage
+        labels = count_labels(storage, self.spec, first, last)
         self.log.info(
             "%d labels in the window, %d of them for observations whose features were ingested",
             labels.total,
@@ -157,17 +167,23 @@ class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
         client = self.mlflow_hook.client
         newest, newest_cutoff = latest_version(client, self.spec)
         champion = get_alias(client, self.spec.registered_model_name, CHAMPION)
+        reason = self.requested_reason(context)
         decision = decide_training(
             self.spec,
             cutoff_day=cutoff,
             labelled_rows=labels.with_features,
-            reason=str(self.reason) if _is_set(self.reason) else None,
+            reason=reason,
             force=_as_bool(self.force),
             latest_version=newest,
             latest_cutoff=newest_cutoff,
             has_champion=champion is not None,
         )
         if decision.train:
+            if not self.triggering_asset_extras(context):
+                # Drift and manual trainings count in the ledger too: the next scheduled one is due
+                # retrain_after_days data days after this cutoff.
+                kind = "drift" if _is_set(self.drift_report) else "manual"
+                record_request(storage, self.spec, TrainingRequest(cutoff, kind, decision.reason))
             self.log.info("TRAIN: %s", decision.explanation)
             return self.branch_with_result(context, sorted(self.downstream_task_ids), decision.as_dict())
         self.log.info("NO TRAINING (this is a decision, not a failure): %s", decision.explanation)

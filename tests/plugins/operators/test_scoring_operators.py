@@ -35,6 +35,8 @@ def test_scoring_uses_the_pinned_version_even_after_a_promotion(feast_registry, 
         "run_id": first.run_id,
         "feature_service": spec.model.feature_service,
         "uri": f"models:/credit_risk/{first.version}",
+        "model_policy": "current",
+        "chosen_because": "the current champion",
     }
     second = register_champion(spec, labelled_frame(storage, spec, DAYS[:3]), seed=1)  # promoted meanwhile
     assert str(mlflow_client().get_model_version_by_alias("credit_risk", CHAMPION).version) == second.version

@@ -38,22 +38,30 @@ def test_cutoff_is_the_newest_day_of_the_triggering_feature_events(mlloop_home: 
     assert "features event" in source
 
 
-def test_after_an_out_of_order_backfill_the_cutoff_is_the_newest_ingested_day(storage: Any, spec: Any) -> None:
-    """A backfill's last features event can be an older day's (seen in the e2e loop: the run it
-    started trained up to that day, found too few labels, and no later event came)."""
+def test_the_cutoff_is_the_training_requests_day_even_when_later_days_are_ingested(storage: Any, spec: Any) -> None:
+    """Data time: ingestion asked for a training at 03-03 (its request's cutoff); days ingested
+    since must not move it, or two replays would train on different data."""
     for day in ("2026-03-02", "2026-03-03", "2026-03-06"):
         path = storage.path("features", spec.name, spec.features.feature_view, f"date={day}", "data.parquet")
         storage.write_frame(pd.DataFrame({"x": [1]}), path)
-    cutoff, source = decide(None).resolve_cutoff(context({"day": "2026-03-03"}))
-    assert cutoff == dt.date(2026, 3, 6)
-    assert "newest ingested features day" in source and "2026-03-03" in source
+    cutoff, source = decide(None).resolve_cutoff(context({"day": "2026-03-03", "cutoff_day": "2026-03-03"}))
+    assert cutoff == dt.date(2026, 3, 3)
+    assert "training request" in source
 
 
-@pytest.mark.parametrize("empty", [None, "", "None"])
-def test_without_cutoff_or_events_it_is_today(empty: Any) -> None:
-    cutoff, source = decide(empty).resolve_cutoff(context())
-    assert cutoff == dt.datetime.now(dt.UTC).date()
-    assert "today" in source
+def test_a_manual_run_without_cutoff_trains_up_to_the_newest_ingested_day_not_today(storage: Any, spec: Any) -> None:
+    for day in ("2011-03-02", "2011-03-06"):
+        path = storage.path("features", spec.name, spec.features.feature_view, f"date={day}", "data.parquet")
+        storage.write_frame(pd.DataFrame({"x": [1]}), path)
+    for empty in (None, "", "None"):
+        cutoff, source = decide(empty).resolve_cutoff(context())
+        assert cutoff == dt.date(2011, 3, 6)
+        assert "newest ingested features day" in source
+
+
+def test_a_manual_run_with_nothing_ingested_fails_clearly(mlloop_home: Path) -> None:
+    with pytest.raises(AirflowFailException, match="no features of credit_risk ingested yet"):
+        decide(None).resolve_cutoff(context())
 
 
 def test_a_bad_cutoff_fails_without_retries() -> None:

@@ -1,0 +1,100 @@
+"""The training ledger: which data day asked for a training, and why, so "is a training due?" is a
+question about data days, not about what MLflow happens to hold at the wall-clock moment it is asked.
+
+Every decision to train writes one entry at its cutoff day:
+``staging/<use_case>/training_requests/date=<cutoff>/<source>.json`` (``source``: ``features`` for
+ingestion's scheduled rule, ``drift`` or ``manual`` for the training DAG's other triggers). The
+decision at day D (:func:`decide_training_due`) reads only entries of days before D, plus the
+labels ingested up to D, so it is the same whenever it runs: a replay of a year decides what the
+days decided live, a slow training run cannot cause a second one (its request is in the ledger as
+soon as it is made, long before its model version is registered), and rerunning day D decides again
+exactly as before (its own entry is ignored, then replaced).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlloop.training import TrainingDecision, decide_training
+
+if TYPE_CHECKING:
+    from mlloop.spec import UseCaseSpec
+    from mlloop.storage import Storage
+
+DATASET = "training_requests"
+SOURCES = ("features", "drift", "manual")
+_ENTRY = re.compile(r"date=(\d{4}-\d{2}-\d{2})/([a-z]+)\.json$")
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """One decision to train: the cutoff (the data day it was made at), who asked, and why."""
+
+    cutoff_day: dt.date
+    source: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "cutoff_day": self.cutoff_day.isoformat()}
+
+
+def request_path(storage: Storage, spec: UseCaseSpec, day: dt.date, source: str) -> str:
+    if source not in SOURCES:
+        raise ValueError(f"unknown training request source {source!r}; expected one of {SOURCES}")
+    return storage.partition("staging", spec.name, DATASET, day, f"{source}.json")
+
+
+def record_request(storage: Storage, spec: UseCaseSpec, request: TrainingRequest) -> str:
+    """Write (or replace) the ledger entry of ``request``; returns its URL."""
+    path = request_path(storage, spec, request.cutoff_day, request.source)
+    return storage.write_bytes(json.dumps(request.as_dict(), indent=2).encode(), path)
+
+
+def requests(storage: Storage, spec: UseCaseSpec) -> list[TrainingRequest]:
+    """Every ledger entry, oldest cutoff first."""
+    found = []
+    for url in storage.glob(storage.path("staging", spec.name, DATASET, "date=*", "*.json")):
+        match = _ENTRY.search(url)
+        if not match or match.group(2) not in SOURCES:
+            continue
+        data = json.loads(storage.read_bytes(url))
+        found.append(
+            TrainingRequest(dt.date.fromisoformat(match.group(1)), match.group(2), str(data.get("reason", "")))
+        )
+    return sorted(found, key=lambda r: (r.cutoff_day, r.source))
+
+
+def latest_request_before(storage: Storage, spec: UseCaseSpec, day: dt.date) -> TrainingRequest | None:
+    """The newest training asked for at a day before ``day`` (any source)."""
+    earlier = [r for r in requests(storage, spec) if r.cutoff_day < day]
+    return earlier[-1] if earlier else None
+
+
+def decide_training_due(storage: Storage, spec: UseCaseSpec, day: dt.date) -> TrainingDecision:
+    """Whether data day ``day`` is due a training (the rules of :func:`mlloop.training.decide_training`,
+    with the ledger standing in for the registry): the first training as soon as the window up to
+    ``day`` holds ``model.min_training_rows`` labelled rows, then one whenever the newest earlier
+    request is ``model.retrain_after_days`` data days old.
+
+    Pure in data time: it reads the ledger before ``day`` and the labels up to ``day`` only. It does
+    not retrain early when a model was rejected (that needs the gate's verdict, which a decision
+    made in data order cannot wait for); a drift check or a manual run does that.
+    """
+    from mlloop.training_set import count_labels, training_window
+
+    first, last = training_window(spec, day)
+    labels = count_labels(storage, spec, first, last)
+    previous = latest_request_before(storage, spec, day)
+    return decide_training(
+        spec,
+        cutoff_day=day,
+        labelled_rows=labels.with_features,
+        latest_version=previous.cutoff_day.isoformat() if previous else None,
+        latest_described=f"the training requested at {previous.cutoff_day} ({previous.source})" if previous else None,
+        latest_cutoff=previous.cutoff_day if previous else None,
+        has_champion=True,
+    )

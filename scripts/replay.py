@@ -1,0 +1,360 @@
+"""Run the whole loop over a date range of landed history, in data time, through Airflow.
+
+    python scripts/replay.py --use-case <name> --from 2011-01-01 --to 2011-03-31 [--land] [--stop]
+    make replay USE_CASE=<name> FROM=2011-01-01 TO=2011-03-31
+
+The raw batches must already be under ``landing/<use case>/{observations,labels}/date=<day>/``
+of the storage root (``$MLLOOP_HOME``, default ``.mlloop/``): landing is the upstream system's job
+(``python -m mlloop.land_dataset`` lands the bundled real data set; ``--land`` generates the
+missing days of a use case that has a generator). Nothing landed is ever deleted.
+
+It deploys the Feast registry, starts the embedded Airflow (or reuses the one running on this
+home), unpauses the use case's DAGs and then drives everything through the scheduler and the REST
+API, in data-time order, in chunks that end at each drift check day and hold at most
+``model.retrain_after_days`` days (so at most one training is due in each):
+
+1. backfill ingestion of the chunk; ingestion decides, per day and in day order, whether a training
+   is due (the ledger ``staging/<use case>/training_requests/``) and only then emits the features
+   Asset, which starts training, whose challenger Asset starts the gated promotion;
+2. wait for exactly those trainings and promotions (the ledger says which days were due);
+3. backfill scoring of the chunk's days from the first day a champion serves (each day with the
+   version that was champion at that day's end);
+4. run the drift check due on the chunk's last day, if any, and wait for the retraining it
+   triggers and its promotion.
+
+Every decision depends only on data of days up to the one decided, so two replays of the same
+landed history give the same trainings, cutoffs, promotions and champion. The end summary lists
+them; ``--result FILE`` also writes them as JSON (what the end-to-end test compares).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from airflow_local import AirflowError, LocalAirflow, mlloop_home
+from demo import Loop, describe_verdict, mlflow_online_lines
+
+TERMINAL = ("success", "failed")
+
+
+def schedule_days(expression: str, first: dt.date, last: dt.date) -> list[dt.date]:
+    """The days in ``[first, last]`` a per-interval DAG on ``expression`` has a run for (the start of
+    each complete data interval, as Airflow's backfill creates them)."""
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    # The scheduler's own class for dag_defaults.interval_timetable (same cron, same time zone).
+    timetable = CronDataIntervalTimetable(expression, timezone="UTC")
+    start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    days = []
+    current = timetable._align_to_next(start)
+    while current < end:
+        following = timetable._get_next(current)
+        days.append(dt.date(current.year, current.month, current.day))
+        current = following
+    return days
+
+
+def chunks(days: list[dt.date], check_days: set[dt.date], size: int) -> list[list[dt.date]]:
+    """Split ``days`` (in order) into chunks ending at each check day and holding at most ``size`` days.
+
+    Training requests are at least ``model.retrain_after_days`` days apart, so a chunk of at most
+    that many days holds at most one due day: the driver can wait for exactly its training."""
+    out: list[list[dt.date]] = []
+    current: list[dt.date] = []
+    for day in days:
+        current.append(day)
+        if day in check_days or len(current) >= size:
+            out.append(current)
+            current = []
+    if current:
+        out.append(current)
+    return out
+
+
+class Replay(Loop):
+    """The loop over ``days`` of landed history (a :class:`demo.Loop` driven in data-time chunks)."""
+
+    def __init__(self, airflow: LocalAirflow, use_case: str, first: dt.date, last: dt.date, land: bool = False):
+        super().__init__(airflow, use_case, last + dt.timedelta(days=1))
+        self.first, self.last = first, last
+        self.land_missing = land
+        self.trainings: list[dict[str, Any]] = []
+        self.scored_days: list[dt.date] = []
+        self.drift_checks: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ data
+    def spec(self) -> Any:
+        from mlloop.spec import get_spec
+
+        return get_spec(self.use_case)
+
+    def landed_days(self) -> list[dt.date]:
+        from mlloop.ingestion import landing_path
+        from mlloop.landing import date_range
+
+        storage, spec = self.storage(), self.spec()
+        days = date_range(self.first, self.last)
+        missing = [d for d in days if not storage.exists(landing_path(storage, spec, "observations", d))]
+        if missing and self.land_missing:
+            if spec.generator is None:
+                raise AirflowError(
+                    f"{self.use_case} has no generator, so --land cannot produce its data: land the raw batches "
+                    "yourself (docs/authoring.md, step 6)"
+                )
+            self.say(f"Landing {len(missing)} missing day(s) with the generator ({missing[0]} .. {missing[-1]})")
+            for day in missing:
+                self.land([day])
+            missing = []
+        if len(missing) == len(days):
+            raise AirflowError(
+                f"nothing is landed for {self.use_case} in {self.first} .. {self.last} under "
+                f"{storage.path('landing', self.use_case, 'observations')}: land the raw batches first "
+                "(docs/authoring.md, step 6), or pass --land for a use case with a generator"
+            )
+        if missing:
+            self.say(
+                f"  {len(missing)} day(s) without a landed batch are left out: {', '.join(map(str, missing[:10]))}"
+            )
+        return [d for d in days if d not in missing]
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every registered version: cutoff, why it was trained, the gate's decision and numbers."""
+        from mlloop import registry
+
+        spec = self.spec()
+        client = registry.mlflow_client()
+        out = []
+        for v in client.search_model_versions(f"name = '{spec.registered_model_name}'"):
+            tags = v.tags or {}
+            run_tags = client.get_run(v.run_id).data.tags if v.run_id else {}
+            out.append(
+                {
+                    "version": str(v.version),
+                    "cutoff": tags.get("training_cutoff"),
+                    "why": run_tags.get("mlloop.trigger_reason", ""),
+                    "decision": tags.get("promotion.decision"),
+                    "reasons": tags.get("promotion.reasons", ""),
+                    "serves_from": tags.get("champion.serves_from"),
+                    "gate": {
+                        k: val
+                        for k, val in sorted(tags.items())
+                        if k.startswith("gate.") and not k.endswith(("_at", "dag_id", "dag_run_id"))
+                    },
+                }
+            )
+        return sorted(out, key=lambda v: int(v["version"]))
+
+    def champion(self) -> str | None:
+        from mlloop import registry
+
+        client = registry.mlflow_client()
+        return registry.aliases(client, self.spec().registered_model_name).get("champion")
+
+    # ------------------------------------------------------------------ waiting
+    def wait_for_models(self, cutoffs: list[dt.date], before: dict[str, int], what: str) -> None:
+        """Wait until the training runs started for ``cutoffs`` (one each) and the promotions of the
+        versions they registered have finished; a failed run stops the replay with its cause."""
+        wanted = {c.isoformat() for c in cutoffs}
+
+        def done() -> bool:
+            training = self.runs("training")[before["training"] :]
+            promotion = self.runs("promotion")[before["promotion"] :]
+            for stage, runs in (("training", training), ("promotion", promotion)):
+                failed = [r["dag_run_id"] for r in runs if r["state"] == "failed"]
+                if failed:
+                    raise AirflowError(f"{stage} runs failed: {failed}\n{self.failure_cause(stage, failed)}")
+            if len(training) < len(wanted) or any(r["state"] not in TERMINAL for r in training + promotion):
+                return False
+            registered = [v for v in self.versions() if v["cutoff"] in wanted]
+            undecided = [v["version"] for v in registered if not v["decision"]]
+            return not undecided and len(promotion) >= len({v["cutoff"] for v in registered})
+
+        last = [time.monotonic()]
+
+        def report() -> None:
+            if time.monotonic() - last[0] > 30:
+                self.say(f"  ... {self.progress(('training', 'promotion'))}")
+                last[0] = time.monotonic()
+
+        self.api.wait_until(what, done, timeout=1800, poll=3, on_poll=report)
+
+    def counts(self) -> dict[str, int]:
+        return {stage: len(self.runs(stage)) for stage in ("training", "promotion")}
+
+    def drift_decision(self, day: dt.date) -> str:
+        runs = [r for r in self.runs("drift_monitoring") if (r.get("logical_date") or "")[:10] == day.isoformat()]
+        if not runs:
+            return "no drift run"
+        path = f"/dags/{self.dag_id('drift_monitoring')}/dagRuns/{runs[-1]['dag_run_id']}"
+        try:
+            entry = self.api.request("GET", f"{path}/taskInstances/decide_retrain/xcomEntries/decision")
+        except AirflowError:
+            return "no decision (the check was skipped: no champion or no predictions)"
+        value = entry.get("value")
+        value = json.loads(value) if isinstance(value, str) else value
+        return str((value or {}).get("reason", value))
+
+    # ------------------------------------------------------------------ the replay
+    def run_replay(self) -> Replay:
+        from mlloop.champion import champion_history
+        from mlloop.registry import mlflow_client
+        from mlloop.training_requests import requests
+
+        spec = self.spec()
+        days = self.landed_days()
+        check_days = set(schedule_days(spec.schedule.drift, days[0], days[-1]))
+        parts = chunks(days, check_days, max(1, spec.model.retrain_after_days))
+        self.step(
+            f"Replaying {len(days)} landed day(s) {days[0]} .. {days[-1]} in {len(parts)} chunk(s); "
+            f"drift checks on {len(check_days & set(days))} day(s) ({spec.schedule.drift})"
+        )
+        for number, chunk in enumerate(parts, 1):
+            self.say(f"Chunk {number}/{len(parts)}: {chunk[0]} .. {chunk[-1]}")
+            before = self.counts()
+            self.backfill("feature_ingestion", chunk, timeout=1800)
+            due = [
+                r.cutoff_day
+                for r in requests(self.storage(), spec)
+                if r.source == "features" and chunk[0] <= r.cutoff_day <= chunk[-1]
+            ]
+            if due:
+                self.say(f"  training due at {', '.join(map(str, due))}: waiting for it and its promotion")
+                self.wait_for_models(due, before, f"the training for {due} and its promotion")
+            history = champion_history(mlflow_client(), spec.registered_model_name) if self.champion() else []
+            serving = min((d for d, _ in history), default=None)
+            to_score = [d for d in chunk if serving is not None and d >= serving]
+            if to_score:
+                self.backfill("batch_scoring", to_score, timeout=1800)
+                self.scored_days += to_score
+            if chunk[-1] in check_days and chunk[-1] in self.scored_days:
+                self.check_drift(chunk[-1])
+        self.step("Done")
+        return self
+
+    def check_drift(self, day: dt.date) -> None:
+        before = self.counts()
+        self.backfill("drift_monitoring", [day], timeout=1800)
+        report = self.drift_report(day)
+        decision = self.drift_decision(day)
+        triggered = len(self.runs("training")) > before["training"]
+        self.drift_checks[day.isoformat()] = {
+            "verdict": describe_verdict(report),
+            "drift": bool(report.get("drift")),
+            "decision": decision,
+            "retrained": triggered,
+        }
+        self.say(f"  drift check {day}: {describe_verdict(report)}; {decision}")
+        if triggered:
+            self.wait_for_models([day], before, f"the retraining triggered by the drift check of {day}")
+
+    # ------------------------------------------------------------------ results
+    def result_dict(self) -> dict[str, Any]:
+        """What the replay decided, in data terms only (no run ids, no wall-clock times)."""
+        storage = self.storage()
+        predictions = storage.glob(storage.path("predictions", self.use_case, "date=*", "data.parquet"))
+        return {
+            "use_case": self.use_case,
+            "days": [self.first.isoformat(), self.last.isoformat()],
+            "trainings": [
+                {k: v[k] for k in ("version", "cutoff", "why", "decision", "reasons", "serves_from")}
+                for v in self.versions()
+            ],
+            "champion": self.champion(),
+            "drift_checks": self.drift_checks,
+            "rows_scored": sum(storage.row_count(p) for p in predictions),
+            "days_scored": len(predictions),
+        }
+
+
+def replay_summary(replay: Replay) -> str:
+    """The demo's closing screen, extended: trainings (cutoff, why), promotions with their gate
+    tables, drift verdicts with the retrains they triggered (data days), rows scored."""
+    result = replay.result_dict()
+    lines = [
+        "",
+        "=" * 78,
+        f"Replay of {replay.use_case}, {replay.first} .. {replay.last}, in {replay.result.elapsed() / 60:.1f} min.",
+    ]
+    lines.append(f"Trainings: {len(result['trainings'])}")
+    for version in replay.versions():
+        lines.append(
+            f"  v{version['version']}: cutoff {version['cutoff']} ({version['why'] or 'reason not recorded'}) -> "
+            f"{(version['decision'] or 'undecided').upper()}"
+            + (f", serves from {version['serves_from']}" if version["serves_from"] else "")
+        )
+        if version["decision"] == "rejected":
+            lines.append(f"      why: {version['reasons']}")
+        for key, value in version["gate"].items():
+            lines.append(f"      {key}: {value}")
+    lines.append(f"Champion at the end: v{result['champion']}" if result["champion"] else "No champion at the end")
+    lines.append(f"Drift checks: {len(result['drift_checks'])}")
+    for day, check in result["drift_checks"].items():
+        retrained = " -> RETRAINED (cutoff " + day + ")" if check["retrained"] else ""
+        lines.append(f"  {day}: {check['verdict']}; {check['decision']}{retrained}")
+    storage = replay.storage()
+    lines.append(
+        f"Rows scored: {result['rows_scored']:,} in {result['days_scored']} day partition(s) under "
+        f"{storage.path('predictions', replay.use_case)}"
+    )
+    lines += mlflow_online_lines(replay)
+    lines.append("=" * 78)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--use-case", required=True, help="the use case (include/use_cases/<name>.yaml)")
+    parser.add_argument(
+        "--from", dest="first", required=True, type=dt.date.fromisoformat, help="first day (YYYY-MM-DD)"
+    )
+    parser.add_argument("--to", dest="last", required=True, type=dt.date.fromisoformat, help="last day, inclusive")
+    parser.add_argument("--land", action="store_true", help="generate missing days (use cases with a generator)")
+    parser.add_argument("--result", type=Path, help="also write the outcome as JSON to this file")
+    parser.add_argument("--stop", action="store_true", help="stop Airflow at the end instead of leaving the UI up")
+    args = parser.parse_args(argv)
+    if args.last < args.first:
+        parser.error(f"--to {args.last} is before --from {args.first}")
+    home = mlloop_home()
+    os.environ["MLLOOP_HOME"] = str(home)
+    airflow = LocalAirflow(home, extra_env={"MLLOOP_SENSOR_POKE_SECONDS": "30"})
+    replay = Replay(airflow, args.use_case, args.first, args.last, land=args.land)
+    started_here = False
+    try:
+        from mlloop.spec import get_spec
+
+        get_spec(args.use_case)  # a bad name or spec fails here, with the file and the field
+        replay.landed_days()
+        replay.step("Deploying the Feast registry (feast apply)")
+        replay.feast_apply()
+        started_here = not airflow.running_pid()
+        replay.step(f"{'Starting' if started_here else 'Reusing'} Airflow 3 on {airflow.url}")
+        replay.start_airflow()
+        replay.run_replay()
+        print(replay_summary(replay), flush=True)
+        if args.result:
+            args.result.write_text(json.dumps(replay.result_dict(), indent=2))
+    except Exception as exc:
+        print(f"\nThe replay did not complete: {exc}", file=sys.stderr)
+        if airflow.running_pid() and not args.stop:
+            print(f"Airflow is still up for you to look: {airflow.url}; its log: {airflow.log_path}", file=sys.stderr)
+        return 1
+    finally:
+        if args.stop:
+            airflow.stop()
+    if not args.stop:
+        print("Airflow keeps running for you to look around; `make down` stops it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

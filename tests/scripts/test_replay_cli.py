@@ -1,0 +1,50 @@
+"""The demo and replay commands, before any Airflow starts: errors say their cause, the replay's
+chunks and drift days follow the data's calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import demo
+import replay
+
+
+def test_the_demo_of_a_use_case_without_generator_says_why_and_what_to_run(mlloop_home, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert demo.main(["--use-case", "hourly_temps"]) == 2
+    err = capsys.readouterr().err
+    assert "no generator" in err and "scripts/replay.py --use-case hourly_temps" in err
+    assert "still up" not in err
+    assert not (mlloop_home / "airflow").exists(), "nothing was started or wiped"
+
+
+def test_a_failing_helper_process_shows_its_own_error() -> None:
+    with pytest.raises(RuntimeError, match=r"landing failed \(exit code 1\):\n.*the spec has no 'generator'"):
+        demo.run_checked(
+            [sys.executable, "-c", "raise SystemExit(\"hourly_temps: the spec has no 'generator' section\")"],
+            {},
+            "landing",
+        )
+
+
+def test_the_replay_without_landed_data_names_where_it_looked(mlloop_home, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert replay.main(["--use-case", "hourly_temps", "--from", "2010-01-01", "--to", "2010-01-31"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing is landed for hourly_temps in 2010-01-01 .. 2010-01-31" in err
+    assert "landing/hourly_temps/observations" in err
+    assert "still up" not in err
+
+
+def test_chunks_end_at_each_drift_check_and_hold_at_most_one_due_day() -> None:
+    days = [dt.date(2010, 1, 1) + dt.timedelta(days=n) for n in range(31)]
+    sundays = set(replay.schedule_days("@weekly", days[0], days[-1]))
+    assert sorted(sundays) == [dt.date(2010, 1, d) for d in (3, 10, 17, 24, 31)]
+    parts = replay.chunks(days, sundays, 5)
+    assert [p[-1] for p in parts if p[-1] in sundays] == sorted(sundays)
+    assert max(len(p) for p in parts) <= 5 and [d for p in parts for d in p] == days
+    assert replay.schedule_days("@daily", days[0], days[2]) == days[:3]
