@@ -206,6 +206,8 @@ def test_storage_root_gone_fails_the_sensor_with_the_cause_not_a_12h_wait(  # ty
     unmounted = root.with_name("storage-unmounted")
     root.rename(unmounted)  # the volume is gone
     capfd.readouterr()
+    # As above: the day-order training decisions must not wait on other tests' runs or the failed one.
+    delete_dag_runs(spec.dag_id("feature_ingestion"))
     try:
         down = run_dag(spec.dag_id("feature_ingestion"), DAY)
     finally:
@@ -218,6 +220,7 @@ def test_storage_root_gone_fails_the_sensor_with_the_cause_not_a_12h_wait(  # ty
     log = capfd.readouterr().out
     assert log.count(f"storage root {root} does not exist or is not a folder. Is the volume mounted") >= 3
 
+    delete_dag_runs(spec.dag_id("feature_ingestion"))
     rerun = run_dag(spec.dag_id("feature_ingestion"), DAY)
     assert rerun.state == "success", states(rerun)
     assert storage.glob(storage.path("features", spec.name, spec.features.feature_view, "date=*", "*")) == [
