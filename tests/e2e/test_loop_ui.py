@@ -107,8 +107,11 @@ def test_log_in(page: Any, airflow_ui: Any) -> None:
 
 
 def test_every_dag_is_listed_with_its_use_case_and_stage_tags(page: Any, airflow_ui: Any) -> None:
+    from mlloop.spec import load_specs
+
+    # Every shipped use case's DAGs are parsed, also those whose loop this Airflow did not run.
     page.goto(f"{airflow_ui.url}/dags?limit=50")
-    page.get_by_text(f"{len(USE_CASES) * len(STAGES)} Dags").wait_for()
+    page.get_by_text(f"{len(load_specs(ROOT / 'include' / 'use_cases')) * len(STAGES)} Dags").wait_for()
     for use_case in USE_CASES:
         for stage in STAGES:
             dag_id = f"{use_case}__{stage}"
