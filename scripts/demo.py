@@ -458,16 +458,25 @@ def main(argv: list[str] | None = None) -> int:
         for loop in loops:
             print(summary(loop), flush=True)
     except Exception as exc:
-        print(f"\nThe loop did not complete: {exc}", file=sys.stderr)
-        if airflow.running_pid():
-            print(f"Airflow is still up for you to look: {airflow.url}; its log: {airflow.log_path}", file=sys.stderr)
-        else:
-            print("Airflow was not started.", file=sys.stderr)
-        return 1
+        return report_failure("loop", exc, airflow, args.stop)
     finally:
         if args.stop:
             airflow.stop()
-    if not args.stop:
+    return report_success(args.stop)
+
+
+def report_failure(what: str, exc: Exception, airflow: LocalAirflow, stopping: bool) -> int:
+    """The cause of a failed loop or replay, and whether Airflow is still up to look at (exit code 1)."""
+    print(f"\nThe {what} did not complete: {exc}", file=sys.stderr)
+    if airflow.running_pid() and not stopping:
+        print(f"Airflow is still up for you to look: {airflow.url}; its log: {airflow.log_path}", file=sys.stderr)
+    elif not airflow.running_pid():
+        print("Airflow was not started.", file=sys.stderr)
+    return 1
+
+
+def report_success(stopping: bool) -> int:
+    if not stopping:
         print("Airflow keeps running for you to look around; `make down` stops it.")
     return 0
 

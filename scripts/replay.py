@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from airflow_local import AirflowError, LocalAirflow, mlloop_home
-from demo import Loop, describe_verdict, mlflow_online_lines
+from demo import Loop, describe_verdict, mlflow_online_lines, report_failure, report_success
 
 TERMINAL = ("success", "failed")
 
@@ -344,16 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.result:
             args.result.write_text(json.dumps(replay.result_dict(), indent=2))
     except Exception as exc:
-        print(f"\nThe replay did not complete: {exc}", file=sys.stderr)
-        if airflow.running_pid() and not args.stop:
-            print(f"Airflow is still up for you to look: {airflow.url}; its log: {airflow.log_path}", file=sys.stderr)
-        return 1
+        return report_failure("replay", exc, airflow, args.stop)
     finally:
         if args.stop:
             airflow.stop()
-    if not args.stop:
-        print("Airflow keeps running for you to look around; `make down` stops it.")
-    return 0
+    return report_success(args.stop)
 
 
 if __name__ == "__main__":
