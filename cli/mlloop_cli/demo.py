@@ -1,10 +1,10 @@
 """The main job: run the whole ML loop on a local Airflow 3, the way a user would.
 
-    python scripts/demo.py [--use-case credit_risk [--use-case energy_demand] | --all] [--stop]
+    mlloop demo [--use-case credit_risk [--use-case energy_demand] | --all] [--stop]
 
 1. lands generated raw batches for 8 past days, deploys the Feast registry, starts Airflow 3
    (API server + UI, scheduler, DAG processor, triggerer, as ``airflow standalone`` runs them, under a
-   supervisor that restarts a component that dies: ``scripts/airflow_supervisor.py``);
+   supervisor that restarts a component that dies: ``mlloop_cli.airflow_supervisor``);
 2. backfills feature ingestion over those days; the features Asset starts training, the challenger
    Asset starts the gated promotion, and the first model becomes champion;
 3. backfills batch scoring and runs a drift check (no drift expected);
@@ -37,9 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from airflow_local import AirflowClient, AirflowError, LocalAirflow, mlloop_home
+from mlloop_cli.airflow_local import LocalAirflow, mlloop_home
+from mlloop_cli.rest import AirflowClient, AirflowError
 
 if TYPE_CHECKING:
     from mlloop.storage import Storage
@@ -222,7 +221,7 @@ class Loop:
     # ------------------------------------------------------------------ reading results
     def storage(self) -> Storage:
         """The storage root the tasks wrote, a local folder or S3 (``mlloop.storage.Storage``)."""
-        return self.airflow.storage()  # type: ignore[no-any-return]
+        return self.airflow.storage()
 
     def storage_root(self) -> str:
         return self.storage().url
@@ -410,7 +409,7 @@ def prepare_home(home: Path) -> None:
             raise SystemExit(f"{home} exists and was not created by the demo; set MLLOOP_HOME to an empty folder")
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
-    (home / DEMO_MARKER).write_text("created by scripts/demo.py; `make demo` wipes and recreates this folder\n")
+    (home / DEMO_MARKER).write_text("created by `mlloop demo`; `make demo` wipes and recreates this folder\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -442,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{', '.join(without)}: no generator in the spec, so the demo cannot make up its data. Land its raw "
             "batches (docs/authoring.md, step 6), then run the loop over them with\n"
-            f"  python scripts/replay.py --use-case {without[0]} --from YYYY-MM-DD --to YYYY-MM-DD",
+            f"  mlloop replay --use-case {without[0]} --from YYYY-MM-DD --to YYYY-MM-DD",
             file=sys.stderr,
         )
         return 2

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 from fsspec.core import url_to_fs
 
-from mlloop import fault_injection
+from mlloop import seams
+from mlloop.settings import get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -222,7 +223,7 @@ class Storage:
         self.fs.makedirs(parent, exist_ok=True)
         try:
             yield tmp
-            fault_injection.on_atomic_write(final, tmp if self.is_local else None)
+            seams.on_atomic_write(final, tmp if self.is_local else None)
             self.fs.mv(tmp, final)
         except BaseException:
             if self.fs.exists(tmp):
@@ -255,7 +256,8 @@ class Storage:
             written = written.timestamp()
         if not isinstance(written, int | float):
             return False
-        max_age = float(os.environ.get("MLLOOP_TEMPORARY_MAX_AGE_SECONDS", TEMPORARY_MAX_AGE_SECONDS))
+        configured = get_settings().temporary_max_age_seconds
+        max_age = TEMPORARY_MAX_AGE_SECONDS if configured is None else configured
         return time.time() - float(written) > max_age
 
     def write_table(self, table: pa.Table, url: str) -> str:
