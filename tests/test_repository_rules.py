@@ -52,3 +52,19 @@ def test_mlloop_variables_are_read_only_in_settings() -> None:
         if MLLOOP_READ.search(line)
     ]
     assert readers == []
+
+
+def test_every_airflow_provider_imported_is_declared() -> None:
+    """A provider that only arrives as another package's dependency can vanish with that package."""
+    import tomllib
+
+    declared = {
+        re.split(r"[\[<>=~ ]", dep, maxsplit=1)[0]
+        for dep in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    imported = {
+        "apache-airflow-providers-" + name.replace("_", "-")
+        for p in python_files(*SHIPPED)
+        for name in re.findall(r"airflow\.providers\.(\w+)", p.read_text())
+    }
+    assert sorted(imported - declared) == []
