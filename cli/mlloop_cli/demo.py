@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlloop import layout
 from mlloop_cli.airflow_local import LocalAirflow, mlloop_home
 from mlloop_cli.rest import AirflowClient, AirflowError
 
@@ -228,7 +229,7 @@ class Loop:
 
     def drift_report(self, day: dt.date) -> dict[str, Any]:
         storage = self.storage()
-        path = storage.path("reports", self.use_case, "drift", f"date={day}", "report.json")
+        path = layout.DRIFT_REPORT.path(storage, self.use_case, day, layout.DRIFT_REPORT_JSON)
         return json.loads(storage.read_bytes(path)) if storage.exists(path) else {}
 
     # ------------------------------------------------------------------ the loop
@@ -338,8 +339,8 @@ def mlflow_online_lines(loop: Loop) -> list[str]:
     storage = loop.storage()
     user, password = loop.airflow.login()
     return [
-        f"Drift reports: {storage.path('reports', loop.use_case, 'drift')}",
-        f"Quarantined rows: {storage.path('quarantine', loop.use_case)}",
+        f"Drift reports: {layout.DRIFT_REPORT.folder(storage, loop.use_case)}",
+        f"Quarantined rows: {layout.QUARANTINE.area_folder(storage, loop.use_case)}",
         f"Online store: {online_store(loop)} (read it with Feast: see README)",
         f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
         f"MLflow UI: {mlflow_ui(loop)}",
@@ -357,7 +358,7 @@ def summary(loop: Loop) -> str:
     out = subprocess.run([sys.executable, "-c", code], env=loop.env(), capture_output=True, text=True)
     registry = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
     storage = loop.storage()
-    predictions = storage.glob(storage.path("predictions", loop.use_case, "date=*", "data.parquet"))
+    predictions = storage.glob(layout.PREDICTIONS.pattern(storage, loop.use_case))
     rows = sum(storage.row_count(p) for p in predictions)
     training_runs = loop.runs("training")
     drift_triggered = [t for t in training_runs if (t.get("conf") or {}).get("reason", "").startswith("drift")]
@@ -368,7 +369,7 @@ def summary(loop: Loop) -> str:
         *describe_registry(registry),
     ]
     lines += [
-        f"Rows scored: {rows:,} in {len(predictions)} partitions under {storage.path('predictions', loop.use_case)}",
+        f"Rows scored: {rows:,} in {len(predictions)} partitions under {layout.PREDICTIONS.folder(storage, loop.use_case)}",
         "Drift checks:",
         *[f"  {day}: {describe_verdict(rep)}" for day, rep in loop.result.drift_verdicts.items()],
         f"Training runs triggered by drift: {len(drift_triggered)}"

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlloop import layout
 from mlloop_cli.airflow_local import LocalAirflow, mlloop_home
 from mlloop_cli.demo import Loop, describe_verdict, mlflow_online_lines, report_failure, report_success
 from mlloop_cli.rest import AirflowError
@@ -117,7 +118,7 @@ class Replay(Loop):
         if len(missing) == len(days):
             raise AirflowError(
                 f"nothing is landed for {self.use_case} in {self.first} .. {self.last} under "
-                f"{storage.path('landing', self.use_case, 'observations')}: land the raw batches first "
+                f"{layout.LANDING_OBSERVATIONS.folder(storage, self.use_case)}: land the raw batches first "
                 "(docs/authoring.md, step 6), or pass --land for a use case with a generator"
             )
         if missing:
@@ -258,7 +259,7 @@ class Replay(Loop):
     def result_dict(self) -> dict[str, Any]:
         """What the replay decided, in data terms only (no run ids, no wall-clock times)."""
         storage = self.storage()
-        predictions = storage.glob(storage.path("predictions", self.use_case, "date=*", "data.parquet"))
+        predictions = storage.glob(layout.PREDICTIONS.pattern(storage, self.use_case))
         return {
             "use_case": self.use_case,
             "days": [self.first.isoformat(), self.last.isoformat()],
@@ -301,7 +302,7 @@ def replay_summary(replay: Replay) -> str:
     storage = replay.storage()
     lines.append(
         f"Rows scored: {result['rows_scored']:,} in {result['days_scored']} day partition(s) under "
-        f"{storage.path('predictions', replay.use_case)}"
+        f"{layout.PREDICTIONS.folder(storage, replay.use_case)}"
     )
     lines += mlflow_online_lines(replay)
     lines.append("=" * 78)

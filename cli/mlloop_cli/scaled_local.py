@@ -46,6 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from mlloop import layout
 from mlloop.settings import PROJECT_ROOT as ROOT
 from mlloop.settings import get_settings
 from mlloop_cli.airflow_local import (
@@ -567,7 +568,7 @@ def score_day_in_parts(loop: Any, day: dt.date, parts: int, label: str) -> dict[
     starts = [dt.datetime.fromisoformat(t["start_date"]) for t in tis]
     ends = [dt.datetime.fromisoformat(t["end_date"]) for t in tis]
     storage = loop.storage()
-    rows = storage.row_count(storage.path("predictions", loop.use_case, f"date={day}", "data.parquet"))
+    rows = storage.row_count(layout.PREDICTIONS.path(storage, loop.use_case, day))
     wall = (max(ends) - min(starts)).total_seconds()
     return {
         "run_id": run_id,
