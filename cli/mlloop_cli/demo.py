@@ -369,7 +369,8 @@ def summary(loop: Loop) -> str:
         *describe_registry(registry),
     ]
     lines += [
-        f"Rows scored: {rows:,} in {len(predictions)} partitions under {layout.PREDICTIONS.folder(storage, loop.use_case)}",
+        f"Rows scored: {rows:,} in {len(predictions)} partitions under "
+        f"{layout.PREDICTIONS.folder(storage, loop.use_case)}",
         "Drift checks:",
         *[f"  {day}: {describe_verdict(rep)}" for day, rep in loop.result.drift_verdicts.items()],
         f"Training runs triggered by drift: {len(drift_triggered)}"
