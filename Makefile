@@ -31,29 +31,29 @@ $(CURDIR)/.tools/bin/uv:
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
-	$(PY) -m compileall -q include plugins
+	$(PY) -m compileall -q include plugins cli
 	@touch $@
 
 install: $(VENV)/.synced  ## create .venv from uv.lock (uv is bootstrapped if missing)
 
 demo: install  ## run the whole loop on a local Airflow 3 and leave the UI up
-	$(PY) scripts/demo.py
+	$(VENV)/bin/mlloop demo
 
 replay: install  ## the loop over landed history: make replay USE_CASE=hourly_temps FROM=2010-01-01 TO=2010-03-31
 	@test -n "$(USE_CASE)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make replay USE_CASE=<name> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
-	$(PY) scripts/replay.py --use-case $(USE_CASE) --from $(FROM) --to $(TO)
+	$(VENV)/bin/mlloop replay --use-case $(USE_CASE) --from $(FROM) --to $(TO)
 
 land-dataset: install  ## land the bundled real data set: make land-dataset FROM=2010-01-01 TO=2010-03-31
-	$(PY) -m mlloop.land_dataset hourly_temps --start $(FROM) --end $(TO)
+	$(VENV)/bin/mlloop land-dataset hourly_temps --start $(FROM) --end $(TO)
 
 up: install  ## start the local Airflow 3 (no demo data)
-	$(PY) scripts/airflow_local.py up
+	$(VENV)/bin/mlloop up
 
 down:  ## stop the local Airflow
-	@if [ -x $(PY) ]; then $(PY) scripts/airflow_local.py down; fi
+	@if [ -x $(VENV)/bin/mlloop ]; then $(VENV)/bin/mlloop down; fi
 
 status: install  ## is the local Airflow up, and its login
-	$(PY) scripts/airflow_local.py status
+	$(VENV)/bin/mlloop status
 
 # Two passes: the unit and dag.test() tests on every core (pytest-xdist; each worker has its own
 # AIRFLOW_HOME and MLLOOP_HOME), then the tests that start whole deployments (a scheduler, the
@@ -72,13 +72,13 @@ test-services: install  ## the loop on the scaled topology (needs this machine's
 	MLLOOP_REQUIRE_SERVICES=1 $(VENV)/bin/pytest -m services
 
 scaled-demo: install  ## the whole loop on the scaled topology as local processes (Celery, Postgres, Redis, S3)
-	$(PY) scripts/scaled_local.py demo
+	$(VENV)/bin/mlloop scaled demo
 
 scaled-up: install  ## start the scaled topology as local processes (no demo data)
-	$(PY) scripts/scaled_local.py up
+	$(VENV)/bin/mlloop scaled up
 
 scaled-down:  ## stop the scaled topology, drop its databases and Redis DBs
-	@if [ -x $(PY) ]; then $(PY) scripts/scaled_local.py down; fi
+	@if [ -x $(VENV)/bin/mlloop ]; then $(VENV)/bin/mlloop scaled down; fi
 
 compose-check: install  ## validate docker-compose.yaml and lint the Dockerfile (no Docker needed)
 	$(VENV)/bin/pytest tests/deploy

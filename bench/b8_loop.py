@@ -1,6 +1,6 @@
 """B8: the whole embedded loop through Airflow vs the same core functions in one plain process.
 
-Both sides run the demo's loop (``scripts/demo.py``) for the same use case, days and data sizes,
+Both sides run the demo's loop (``mlloop demo``, ``mlloop_cli.demo``) for the same use case, days and data sizes,
 each on its own scratch MLLOOP_HOME, in the same benchmark run:
 
 * **ours**: the real thing. the embedded Airflow on a free port, driven by the demo's ``Loop``
@@ -23,22 +23,19 @@ the table compares two runs that reached the same outcome.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Result, run_python, scratch_home
+from bench.common import Result, run_python, scratch_home
 from bench.spy import spied
-
-sys.path.insert(0, str(ROOT / "scripts"))
 
 USE_CASE = "credit_risk"
 RAN_STATES = ("success", "failed")
 HEALTH_CHECK_SECONDS = 30.0
 UNHEALTHY_CHECKS = 3  # consecutive "unhealthy" scheduler checks, HEALTH_CHECK_SECONDS apart, end the run
-SENSOR_POKE_SECONDS = "30"  # as scripts/demo.py runs it (a shorter poke is unsafe on Airflow 3.3)
+SENSOR_POKE_SECONDS = "30"  # as mlloop demo runs it (a shorter poke is unsafe on Airflow 3.3)
 
 PLAIN = r"""
 import dataclasses, datetime as dt, json, time
@@ -472,8 +469,9 @@ def _log_excerpt(path: Path, lines: int = 60) -> str:
 def run_airflow(today: dt.date, phase1_days: int, phase2_days: int) -> dict[str, Any]:
     import requests
 
-    from airflow_local import AirflowError, LocalAirflow, free_port
-    from demo import STAGES, Loop, LoopResult
+    from mlloop_cli.airflow_local import LocalAirflow, free_port
+    from mlloop_cli.demo import STAGES, Loop, LoopResult
+    from mlloop_cli.rest import AirflowError
 
     class TimedLoop(Loop):
         """The demo's loop, counting the quiet time its driver waits out (``settle``) after runs end,

@@ -1,7 +1,7 @@
 """Training time and peak memory at the use case's default size and at 10x.
 
-    python bench/training.py                         # 1x and 10x the generator's rows/day, 10 label days
-    python bench/training.py --rows 1000 10000 --days 10 --threads 1
+    python -m bench.training                         # 1x and 10x the generator's rows/day, 10 label days
+    python -m bench.training --rows 1000 10000 --days 10 --threads 1
 
 Each size gets its own MLLOOP_HOME with feature and label partitions straight from the use case's
 generator (ingestion is not what is measured), and the Feast registry. The measurement runs in a
@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script: python bench/training.py
+from bench.common import PeakRss
 
-from bench.common import PeakRss  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FIRST_DAY = dt.date(2026, 10, 1)
 

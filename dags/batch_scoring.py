@@ -106,9 +106,7 @@ for spec in load_specs():
         )
         wait_for_features = PartitionSensor(
             task_id="wait_for_features",
-            area="features",
-            dataset=spec.features.feature_view,
-            filename="data.parquet",
+            kind="features",
             mode="reschedule",
             poke_interval=sensor_poke_seconds(),
             timeout=spec.schedule.raw_batch_timeout_hours * 3600,

@@ -106,9 +106,7 @@ for spec in load_specs():
         )
         wait_for_predictions = PartitionSensor(
             task_id="wait_for_predictions",
-            area="predictions",
-            dataset=None,
-            filename="data.parquet",
+            kind="predictions",
             mode="reschedule",
             poke_interval=sensor_poke_seconds(),
             timeout=spec.schedule.raw_batch_timeout_hours * 3600,

@@ -89,9 +89,7 @@ for spec in load_specs():
         common = {"use_case": spec.name, "day": "{{ params.day }}"}
         wait_for_raw_batch = PartitionSensor(
             task_id="wait_for_raw_batch",
-            area="landing",
-            dataset="observations",
-            filename="batch.parquet",
+            kind="landing_observations",
             mode="reschedule",
             poke_interval=sensor_poke_seconds(),
             timeout=spec.schedule.raw_batch_timeout_hours * 3600,

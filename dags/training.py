@@ -10,6 +10,7 @@ from __future__ import annotations
 from airflow.sdk import DAG, Param
 
 from mlloop.spec import UseCaseSpec, load_specs
+from mlloop.training_conf import param_schemas
 from mlloop_airflow.assets import challenger_asset, features_asset
 from mlloop_airflow.dag_defaults import day_pattern, default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.training import (
@@ -60,77 +61,13 @@ DOC = """
 """
 
 
-# What a trigger's drift_report may look like; that it is under *this* storage root is checked by
-# decide_training (the root is deployment configuration, not something a schema can know).
-DRIFT_REPORT_PATTERN = r"^(?!.*(^|/)\.\.(/|$))\S*/reports/[a-z][a-z0-9_]*/drift/date=\d{4}-\d{2}-\d{2}/report\.html$"
-_NUMBER = {"type": ["null", "number"]}
-# Bounds on the drift conf's size: one entry per model feature, names of a sane length. A conf of
-# megabytes would be stored in the metadata DB and rendered in every task's log and form.
-MAX_DRIFT_FEATURES = 1000
-_FEATURE_NAME = {"type": "string", "maxLength": 200}
-# The keys of mlloop.drift.DRIFT_NUMBER_KEYS, typed: the drift monitor sends exactly these.
-DRIFT_NUMBERS_SCHEMA = {
-    "drifted_share": {"type": "number", "minimum": 0, "maximum": 1},
-    "drifted_features": {
-        "type": "object",
-        "additionalProperties": _NUMBER,
-        "propertyNames": _FEATURE_NAME,
-        "maxProperties": MAX_DRIFT_FEATURES,
-    },
-    "key_features_drifted": {"type": "array", "items": _FEATURE_NAME, "maxItems": MAX_DRIFT_FEATURES},
-    "prediction_drift": _NUMBER,
-    "prediction_drifted": {"type": ["null", "boolean"]},
-    "quality_metric": {"type": ["null", "string"], "maxLength": 50},
-    "quality_current": _NUMBER,
-    "quality_reference": _NUMBER,
-    "quality_drop": _NUMBER,
-    "labelled_rows": {"type": "integer", "minimum": 0},
-}
-
-
 def training_params(spec: UseCaseSpec) -> dict[str, Param]:
+    """One Param per field of :class:`mlloop.training_conf.TrainingConf`, with that field's JSON schema
+    (the cutoff day bounded to the use case's years); that a drift report lies under *this* storage
+    root is checked by decide_training (the root is deployment configuration, not something a schema
+    can know)."""
     return {
-        "reason": Param(
-            None,
-            type=["null", "string"],
-            maxLength=1000,
-            title="Reason",
-            description=(
-                "Why training is requested (e.g. 'drift: income shock'). Set, it trains even if the "
-                "newest model is recent. Leave empty for the scheduled rules."
-            ),
-        ),
-        "cutoff_day": Param(
-            None,
-            type=["null", "string"],
-            pattern=day_pattern(spec),
-            format="date",
-            title="Cutoff day",
-            description=(
-                "Newest label partition (landing day, YYYY-MM-DD, UTC) to train on. Empty: the day of the "
-                "training request that triggered the run, else the newest ingested day."
-            ),
-        ),
-        "force": Param(False, type="boolean", title="Force", description="Train even if the newest model is recent."),
-        "drift": Param(
-            None,
-            type=["null", "object"],
-            properties=DRIFT_NUMBERS_SCHEMA,
-            additionalProperties=False,
-            title="Drift numbers",
-            description="Set by the drift monitor: the numbers behind the trigger (logged as run tags).",
-        ),
-        "drift_report": Param(
-            None,
-            type=["null", "string"],
-            maxLength=1024,
-            pattern=DRIFT_REPORT_PATTERN,
-            title="Drift report",
-            description=(
-                "Set by the drift monitor: where the drift report is (logged as a run tag). Must be a "
-                "reports/<use case>/drift/date=YYYY-MM-DD/report.html under the storage root."
-            ),
-        ),
+        name: Param(schema.pop("default", None), **schema) for name, schema in param_schemas(day_pattern(spec)).items()
     }
 
 

@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlloop import fault_injection
+from mlloop import seams
 from mlloop.registry import CHAMPION, PREVIOUS_CHAMPION, ModelNotFound, aliases, get_alias, get_version
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def _move(client: MlflowClient, model: str, version: str, expected: str | None, 
         )
     if current == version:
         return AliasMove(model, version, None, moved=False)
-    fault_injection.before_alias_move(model, version)  # test-only; inert unless MLLOOP_FAULTS_DIR is set
+    seams.before_alias_move(model, version)  # a no-op unless a test deployment installed hooks
     if current is not None:
         client.set_registered_model_alias(model, PREVIOUS_CHAMPION, current)
     client.set_registered_model_alias(model, CHAMPION, version)

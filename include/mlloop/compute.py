@@ -5,9 +5,10 @@ Kept apart from training and scoring so both (and the benchmarks) apply the same
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from mlloop.settings import get_settings
 
 
 @contextmanager
@@ -21,6 +22,6 @@ def compute_threads() -> Iterator[None]:
     """
     from threadpoolctl import threadpool_limits
 
-    threads = int(os.environ.get("MLLOOP_TRAINING_THREADS", "1") or 1)
+    threads = get_settings().training_threads
     with threadpool_limits(limits=max(threads, 1)):
         yield

@@ -23,8 +23,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlloop import layout
 from mlloop.spec import DriftSpec, UseCaseSpec
 from mlloop.storage import Storage
+from mlloop.training_conf import DRIFT_NUMBER_KEYS, DriftNumbers, TrainingConf
 
 HIGHER_IS_BETTER = frozenset({"roc_auc", "average_precision", "accuracy", "f1", "r2"})
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
@@ -33,7 +35,7 @@ P_VALUE_METHODS = frozenset(
 )
 """Evidently methods whose score is a p-value (drift when it is *below* the threshold)."""
 
-MARKER_FILE = "last_trigger.json"
+MARKER_FILE = layout.DRIFT_MARKER
 
 
 @dataclass(frozen=True)
@@ -254,32 +256,19 @@ def retrain_gate(
     return GateDecision(True, "drift detected and no retrain is pending or cooling down: triggering training")
 
 
-DRIFT_NUMBER_KEYS = (
-    "drifted_share",
-    "drifted_features",
-    "key_features_drifted",
-    "prediction_drift",
-    "prediction_drifted",
-    "quality_metric",
-    "quality_current",
-    "quality_reference",
-    "quality_drop",
-    "labelled_rows",
-)
-"""The keys of :meth:`DriftVerdict.numbers`, which the verdict also carries in its ``as_dict``."""
-
-
 def retrain_conf(verdict: Mapping[str, Any], day: dt.date, report_html: str) -> dict[str, Any]:
-    """The conf of a drift-triggered training run; the training DAG takes exactly these keys as Params.
+    """The conf of a drift-triggered training run (:class:`mlloop.training_conf.TrainingConf`, the
+    training DAG's Params).
 
     :param verdict: :meth:`DriftVerdict.as_dict` (it travels between tasks as a dict).
     """
-    return {
-        "reason": f"drift detected on {day.isoformat()}: " + "; ".join(verdict["reasons"]),
-        "cutoff_day": day.isoformat(),
-        "drift": {key: verdict[key] for key in DRIFT_NUMBER_KEYS},
-        "drift_report": report_html,
-    }
+    conf = TrainingConf(
+        reason=f"drift detected on {day.isoformat()}: " + "; ".join(verdict["reasons"]),
+        cutoff_day=day.isoformat(),
+        drift=DriftNumbers(**{key: verdict[key] for key in DRIFT_NUMBER_KEYS}),
+        drift_report=report_html,
+    )
+    return conf.as_conf()
 
 
 # ---------------------------------------------------------------------------- trigger marker
@@ -307,7 +296,7 @@ class TriggerMarker:
 
 
 def marker_path(storage: Storage, spec: UseCaseSpec) -> str:
-    return storage.path("reports", spec.name, "drift", MARKER_FILE)
+    return layout.DRIFT_REPORT.folder(storage, spec) + "/" + MARKER_FILE
 
 
 def read_marker(storage: Storage, spec: UseCaseSpec) -> TriggerMarker | None:

@@ -32,8 +32,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlloop import layout
 from mlloop.drift import ColumnDrift, DriftVerdict, QualityCheck, decide, json_number
-from mlloop.ingestion import DATA_FILE, FEATURES_DATASET_LABELS
 from mlloop.registry import PREDICTION_COLUMN, ModelRef, ensure_experiment, load_reference_sample
 from mlloop.scoring import CLASS_COLUMN, MODEL_VERSION_COLUMN, SCORE_COLUMN, predictions_path
 from mlloop.spec import UseCaseSpec
@@ -65,8 +65,8 @@ class DriftReport:
 
 def report_paths(storage: Storage, spec: UseCaseSpec, day: dt.date) -> tuple[str, str]:
     return (
-        storage.partition("reports", spec.name, "drift", day, "report.html"),
-        storage.partition("reports", spec.name, "drift", day, "report.json"),
+        layout.DRIFT_REPORT.path(storage, spec, day),
+        layout.DRIFT_REPORT.path(storage, spec, day, layout.DRIFT_REPORT_JSON),
     )
 
 
@@ -325,7 +325,7 @@ def labelled_predictions(storage: Storage, spec: UseCaseSpec, day: dt.date) -> p
     key, ts, label = spec.entity.join_key, spec.raw.timestamp_column, spec.labels.column
     labels = []
     for d in window_days(day, spec.drift.window_days):
-        path = storage.partition("features", spec.name, FEATURES_DATASET_LABELS, d, DATA_FILE)
+        path = layout.LABELS.path(storage, spec, d)
         if storage.exists(path):
             labels.append(storage.read_frame(path, columns=[key, ts, label]))
     empty = pd.DataFrame(columns=[key, ts, label, SCORE_COLUMN, MODEL_VERSION_COLUMN])

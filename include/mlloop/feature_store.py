@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlloop import layout
 from mlloop.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURES_FILE = "data.parquet"
 FEAST_FILE_SOURCE_LOGGER = "feast.infra.offline_stores.file_source"
 
 
@@ -58,7 +58,8 @@ def feature_source_path(use_case: str, dataset: str, settings: Settings | None =
     during an atomic replace have other names, so the glob never sees half a partition.
     """
     root = (settings or get_settings()).storage_root
-    glob = f"{root}/features/{use_case}/{dataset}/date=*/{FEATURES_FILE}"
+    kind = layout.FEATURES
+    glob = "/".join([root, kind.area, use_case, dataset, f"{layout.PARTITION_PREFIX}*", kind.filename])
     # The feature repo builds its FileSources from here, in `feast apply` (CLI) and apply_registry.
     _PARTITION_GLOBS.globs.add(glob)
     feast_log = logging.getLogger(FEAST_FILE_SOURCE_LOGGER)

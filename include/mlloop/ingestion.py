@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlloop import layout
 from mlloop.features import build_features
 from mlloop.spec import UseCaseSpec
 from mlloop.storage import Storage, StorageError
@@ -32,9 +33,6 @@ log = logging.getLogger(__name__)
 
 Dataset = Literal["observations", "labels"]
 DATASETS: tuple[Dataset, ...] = ("observations", "labels")
-FEATURES_DATASET_LABELS = "labels"
-BATCH_FILE = "batch.parquet"
-DATA_FILE = "data.parquet"
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -44,25 +42,25 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def landing_path(storage: Storage, spec: UseCaseSpec, dataset: Dataset, day: dt.date) -> str:
-    return storage.partition("landing", spec.name, dataset, day, BATCH_FILE)
+    return layout.LANDING[dataset].path(storage, spec, day)
 
 
 def validated_path(storage: Storage, spec: UseCaseSpec, dataset: Dataset, day: dt.date) -> str:
     """Where the valid rows of a batch go: observations to staging, labels straight to the offline store."""
     if dataset == "labels":
-        return storage.partition("features", spec.name, FEATURES_DATASET_LABELS, day, DATA_FILE)
-    return storage.partition("staging", spec.name, dataset, day, DATA_FILE)
+        return layout.LABELS.path(storage, spec, day)
+    return layout.STAGING_OBSERVATIONS.path(storage, spec, day, dataset=dataset)
 
 
 def features_path(storage: Storage, spec: UseCaseSpec, day: dt.date) -> str:
-    return storage.partition("features", spec.name, spec.features.feature_view, day, DATA_FILE)
+    return layout.FEATURES.path(storage, spec, day)
 
 
 def quarantine_paths(storage: Storage, spec: UseCaseSpec, dataset: Dataset, day: dt.date) -> tuple[str, str]:
     """(quarantined rows, validation report) of one batch."""
     return (
-        storage.partition("quarantine", spec.name, dataset, day, "rows.parquet"),
-        storage.partition("quarantine", spec.name, dataset, day, "report.json"),
+        layout.QUARANTINE.path(storage, spec, day, dataset=dataset),
+        layout.QUARANTINE.path(storage, spec, day, layout.QUARANTINE_REPORT, dataset=dataset),
     )
 
 

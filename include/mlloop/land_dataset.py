@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from mlloop import layout
 from mlloop.ingestion import landing_path
 from mlloop.landing import date_range
 from mlloop.settings import get_settings
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = DATASETS[args.use_case](storage, spec, args.start, args.end)
     for line in lines:
         print(line)
-    print(f"landed {len(lines)} day(s) of {spec.name} under {storage.path('landing', spec.name)}")
+    print(f"landed {len(lines)} day(s) of {spec.name} under {layout.LANDING_OBSERVATIONS.area_folder(storage, spec)}")
 
 
 if __name__ == "__main__":

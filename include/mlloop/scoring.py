@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlloop import layout
 from mlloop.compute import compute_threads
 from mlloop.ingestion import features_path
 from mlloop.registry import ModelRef, predict_scores
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_FILE = "data.parquet"
 SCORE_COLUMN = "score"
 CLASS_COLUMN = "predicted_class"
 MODEL_NAME_COLUMN = "model_name"
@@ -140,19 +140,17 @@ class CommitResult:
 
 # --------------------------------------------------------------------------------------- paths
 def predictions_path(storage: Storage, spec: UseCaseSpec, day: dt.date) -> str:
-    return storage.partition("predictions", spec.name, None, day, PREDICTIONS_FILE)
+    return layout.PREDICTIONS.path(storage, spec, day)
 
 
 def model_choice_path(storage: Storage, spec: UseCaseSpec, day: dt.date) -> str:
     """``model.json`` beside a day's predictions: which version scored it, by which policy, and why."""
-    return storage.partition("predictions", spec.name, None, day, "model.json")
+    return layout.PREDICTIONS.path(storage, spec, day, layout.MODEL_CHOICE)
 
 
 def part_path(storage: Storage, spec: UseCaseSpec, day: dt.date, partition: int, partitions: int) -> str:
     """Where part ``partition`` of ``partitions`` waits for the commit (never read by consumers)."""
-    return storage.partition(
-        "staging", spec.name, "predictions", day, f"part-{partition:05d}-of-{partitions:05d}.parquet"
-    )
+    return layout.PREDICTION_PARTS.path(storage, spec, day, f"part-{partition:05d}-of-{partitions:05d}.parquet")
 
 
 def feature_service_for(ref: ModelRef, spec: UseCaseSpec) -> str:

@@ -53,6 +53,39 @@ class Settings:
     """Where people open MLflow's UI; the Airflow tasks' extra links point there."""
     storage_root_configured: bool = False
     """``MLLOOP_STORAGE_ROOT`` is set: a mount or bucket that must exist, never created by a task."""
+    home_configured: bool = False
+    """``MLLOOP_HOME`` is set (the scaled topology's processes default to another folder otherwise)."""
+    # Tuning and tooling knobs. Every ``MLLOOP_*`` variable is read here and nowhere else.
+    temporary_max_age_seconds: float | None = None
+    """``MLLOOP_TEMPORARY_MAX_AGE_SECONDS``: age after which a temporary file is another host's leftover
+    (``Storage.sweep_temporary``; ``None``: its own default)."""
+    training_threads: int = 1
+    """``MLLOOP_TRAINING_THREADS``: OpenMP/BLAS threads of fitting and predicting."""
+    git_commit: str = ""
+    """``MLLOOP_GIT_COMMIT``: the code version recorded with a run (empty: ask git)."""
+    task_retries: int = 2
+    retry_delay_seconds: float = 30.0
+    sensor_poke_seconds: float = 60.0
+    worker_hostname: str = ""
+    """``MLLOOP_WORKER_HOSTNAME``: the name a worker's task instances record (empty: the FQDN)."""
+    preload_modules: str = ""
+    """``MLLOOP_PRELOAD_MODULES``: comma-separated modules the scheduler imports for its task processes."""
+    mlflow_conn_id: str = ""
+    """``MLLOOP_MLFLOW_CONN_ID``: the Airflow connection holding the MLflow login (empty: none)."""
+    alert_conn_id: str = ""
+    """``MLLOOP_ALERT_CONN_ID``: the webhook connection failure alerts go to (empty: alerts off)."""
+    alert_format: str = ""
+    """``MLLOOP_ALERT_FORMAT``: ``json`` or ``slack`` (empty: the notifier's default)."""
+    test_hooks: str = ""
+    """``MLLOOP_TEST_HOOKS``: a module a *test deployment* names to install its seams (e.g. fault
+    injection, ``mlloop.testing_hooks``); empty in every real deployment."""
+    faults_dir: str = ""
+    """``MLLOOP_FAULTS_DIR``: where armed faults wait (read by the test seam only)."""
+    airflow_port: int = 8080
+    """``MLLOOP_AIRFLOW_PORT``: the embedded Airflow's API server and UI port (the ``mlloop`` tooling)."""
+    services_postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    services_redis_url: str = "redis://127.0.0.1:6379"
+    """``MLLOOP_SERVICES_POSTGRES_URL`` / ``_REDIS_URL``: the machine's services the scaled topology uses."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +119,25 @@ class Settings:
                 tracking_uri if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000",
             ).rstrip("/"),
             storage_root_configured=bool(os.environ.get("MLLOOP_STORAGE_ROOT", "").strip()),
+            home_configured=bool(os.environ.get("MLLOOP_HOME", "").strip()),
+            temporary_max_age_seconds=(
+                float(max_age) if (max_age := _env("MLLOOP_TEMPORARY_MAX_AGE_SECONDS", "")) else None
+            ),
+            training_threads=int(_env("MLLOOP_TRAINING_THREADS", "1")),
+            git_commit=_env("MLLOOP_GIT_COMMIT", ""),
+            task_retries=int(_env("MLLOOP_TASK_RETRIES", "2")),
+            retry_delay_seconds=float(_env("MLLOOP_RETRY_DELAY_SECONDS", "30")),
+            sensor_poke_seconds=float(_env("MLLOOP_SENSOR_POKE_SECONDS", "60")),
+            worker_hostname=_env("MLLOOP_WORKER_HOSTNAME", ""),
+            preload_modules=os.environ.get("MLLOOP_PRELOAD_MODULES", ""),
+            mlflow_conn_id=_env("MLLOOP_MLFLOW_CONN_ID", ""),
+            alert_conn_id=_env("MLLOOP_ALERT_CONN_ID", ""),
+            alert_format=_env("MLLOOP_ALERT_FORMAT", ""),
+            test_hooks=_env("MLLOOP_TEST_HOOKS", ""),
+            faults_dir=_env("MLLOOP_FAULTS_DIR", ""),
+            airflow_port=int(_env("MLLOOP_AIRFLOW_PORT", "8080")),
+            services_postgres_url=_env("MLLOOP_SERVICES_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+            services_redis_url=_env("MLLOOP_SERVICES_REDIS_URL", "redis://127.0.0.1:6379"),
         )
 
     def feast_environment(self) -> dict[str, str]:

@@ -5,14 +5,8 @@ it. Writes are atomic (a temporary sibling is written whole, then moved into pla
 ``os.replace`` locally and a single PUT-by-copy on S3), so readers see the old file or the new one,
 never half of one; rerunning an interval replaces its partition instead of appending to it.
 
-The layout under the root, partitioned by use case and interval::
-
-    landing/<use_case>/<dataset>/date=YYYY-MM-DD/batch.parquet      raw batches as they land
-    quarantine/<use_case>/<dataset>/date=YYYY-MM-DD/rows.parquet    rejected rows with reasons
-    staging/<use_case>/<dataset>/date=YYYY-MM-DD/data.parquet       validated rows between tasks
-    features/<use_case>/<dataset>/date=YYYY-MM-DD/data.parquet      Feast offline source partitions
-    predictions/<use_case>/date=YYYY-MM-DD/data.parquet              one partition per interval
-    reports/<use_case>/drift/date=YYYY-MM-DD/report.{html,json}
+The layout under the root (every path shape, partitioned by use case and day) is
+:mod:`mlloop.layout`'s.
 """
 
 from __future__ import annotations
@@ -30,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 from fsspec.core import url_to_fs
 
-from mlloop import fault_injection
+from mlloop import seams
+from mlloop.layout import AREAS, partition_name
+from mlloop.settings import get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +38,6 @@ ROW_GROUP_ROWS = 131_072
 # task runs this long, so no live writer can own it. Override with MLLOOP_TEMPORARY_MAX_AGE_SECONDS.
 TEMPORARY_MAX_AGE_SECONDS = 24 * 3600.0
 _HOST = socket.gethostname().replace("-", "_").replace("/", "_")
-AREAS = ("landing", "quarantine", "staging", "features", "predictions", "reports")
 
 
 class StorageError(RuntimeError):
@@ -51,10 +46,6 @@ class StorageError(RuntimeError):
 
 class StorageUnavailable(StorageError):
     """The storage root itself cannot be reached: an outage or a misconfiguration, not missing data."""
-
-
-def partition_name(day: dt.date) -> str:
-    return f"date={day.isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -222,7 +213,7 @@ class Storage:
         self.fs.makedirs(parent, exist_ok=True)
         try:
             yield tmp
-            fault_injection.on_atomic_write(final, tmp if self.is_local else None)
+            seams.on_atomic_write(final, tmp if self.is_local else None)
             self.fs.mv(tmp, final)
         except BaseException:
             if self.fs.exists(tmp):
@@ -255,7 +246,8 @@ class Storage:
             written = written.timestamp()
         if not isinstance(written, int | float):
             return False
-        max_age = float(os.environ.get("MLLOOP_TEMPORARY_MAX_AGE_SECONDS", TEMPORARY_MAX_AGE_SECONDS))
+        configured = get_settings().temporary_max_age_seconds
+        max_age = TEMPORARY_MAX_AGE_SECONDS if configured is None else configured
         return time.time() - float(written) > max_age
 
     def write_table(self, table: pa.Table, url: str) -> str:

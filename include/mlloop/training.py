@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -341,7 +340,7 @@ def reference_sample(spec: UseCaseSpec, frame: pd.DataFrame, pipeline: Any, seed
 # ------------------------------------------------------------------------------- log and register
 def git_commit() -> str:
     """The project's git commit: ``MLLOOP_GIT_COMMIT`` if set, else ``git rev-parse HEAD``, else "unknown"."""
-    override = os.environ.get("MLLOOP_GIT_COMMIT", "").strip()
+    override = get_settings().git_commit
     if override:
         return override
     try:

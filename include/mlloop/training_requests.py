@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlloop import layout
 from mlloop.training import TrainingDecision, decide_training
 
 if TYPE_CHECKING:
     from mlloop.spec import UseCaseSpec
     from mlloop.storage import Storage
 
-DATASET = "training_requests"
 SOURCES = ("features", "drift", "manual")
-_ENTRY = re.compile(r"date=(\d{4}-\d{2}-\d{2})/([a-z]+)\.json$")
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class TrainingRequest:
 def request_path(storage: Storage, spec: UseCaseSpec, day: dt.date, source: str) -> str:
     if source not in SOURCES:
         raise ValueError(f"unknown training request source {source!r}; expected one of {SOURCES}")
-    return storage.partition("staging", spec.name, DATASET, day, f"{source}.json")
+    return layout.TRAINING_REQUESTS.path(storage, spec, day, f"{source}.json")
 
 
 def record_request(storage: Storage, spec: UseCaseSpec, request: TrainingRequest) -> str:
@@ -57,14 +55,12 @@ def record_request(storage: Storage, spec: UseCaseSpec, request: TrainingRequest
 def requests(storage: Storage, spec: UseCaseSpec) -> list[TrainingRequest]:
     """Every ledger entry, oldest cutoff first."""
     found = []
-    for url in storage.glob(storage.path("staging", spec.name, DATASET, "date=*", "*.json")):
-        match = _ENTRY.search(url)
-        if not match or match.group(2) not in SOURCES:
+    for url in storage.glob(layout.TRAINING_REQUESTS.pattern(storage, spec)):
+        day, source = layout.day_of(url), url.rsplit("/", 1)[-1].removesuffix(".json")
+        if day is None or source not in SOURCES:
             continue
         data = json.loads(storage.read_bytes(url))
-        found.append(
-            TrainingRequest(dt.date.fromisoformat(match.group(1)), match.group(2), str(data.get("reason", "")))
-        )
+        found.append(TrainingRequest(day, source, str(data.get("reason", ""))))
     return sorted(found, key=lambda r: (r.cutoff_day, r.source))
 
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlloop.ingestion import DATA_FILE, FEATURES_DATASET_LABELS
+from mlloop import layout
 from mlloop.spec import ColumnSpec, UseCaseSpec
 from mlloop.validation import BatchRejected, Contract, ExpectationFailure, ValidationReport
 
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LABEL_ROW = "_label_row"
-_PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
 class TrainingSetError(ValueError):
@@ -43,12 +41,7 @@ class TrainingSetError(ValueError):
 # ------------------------------------------------------------------------------------------ labels
 def label_partitions(storage: Storage, spec: UseCaseSpec) -> dict[dt.date, str]:
     """Landing day -> URL of every label partition ingestion has written, oldest first."""
-    pattern = storage.path("features", spec.name, FEATURES_DATASET_LABELS, "date=*", DATA_FILE)
-    found = {}
-    for url in storage.glob(pattern):
-        match = _PARTITION.search(url)
-        if match:
-            found[dt.date.fromisoformat(match.group(1))] = url
+    found = {day: url for url in storage.glob(layout.LABELS.pattern(storage, spec)) if (day := layout.day_of(url))}
     return dict(sorted(found.items()))
 
 
@@ -65,8 +58,7 @@ def _in_window(day: dt.date, first: dt.date | None, last: dt.date) -> bool:
 
 def feature_days(storage: Storage, spec: UseCaseSpec) -> set[dt.date]:
     """Days that have a partition of the use case's feature view (observations were ingested)."""
-    pattern = storage.path("features", spec.name, spec.features.feature_view, "date=*", DATA_FILE)
-    return {dt.date.fromisoformat(m.group(1)) for url in storage.glob(pattern) if (m := _PARTITION.search(url))}
+    return {day for url in storage.glob(layout.FEATURES.pattern(storage, spec)) if (day := layout.day_of(url))}
 
 
 @dataclass(frozen=True)
@@ -265,7 +257,7 @@ def build_training_set(
     labels, superseded = read_latest_labels(storage, spec, first, last)
     if labels.empty:
         raise TrainingSetError(
-            f"no label partitions under {storage.path('features', spec.name, FEATURES_DATASET_LABELS)} "
+            f"no label partitions under {layout.LABELS.folder(storage, spec)} "
             f"for landing days {first or 'the beginning'} .. {last}: has feature ingestion run for these days?"
         )
     joined, stats = point_in_time_join(store, spec, labels, feature_service)

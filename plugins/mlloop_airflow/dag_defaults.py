@@ -6,11 +6,11 @@ Read at DAG-parse time, so only cheap things live here (no pandas, no ML librari
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param
 
+from mlloop.settings import get_settings
 from mlloop_airflow.notifiers.failure import FailureNotifier
 
 if TYPE_CHECKING:
@@ -28,8 +28,8 @@ def default_args(spec: UseCaseSpec) -> dict[str, Any]:
     on-call through :class:`FailureNotifier` when ``MLLOOP_ALERT_CONN_ID`` is set (off otherwise)."""
     return {
         "owner": spec.owner,
-        "retries": int(os.environ.get("MLLOOP_TASK_RETRIES", "2")),
-        "retry_delay": dt.timedelta(seconds=float(os.environ.get("MLLOOP_RETRY_DELAY_SECONDS", "30"))),
+        "retries": get_settings().task_retries,
+        "retry_delay": dt.timedelta(seconds=get_settings().retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
         "on_failure_callback": [FailureNotifier()],
@@ -50,7 +50,7 @@ def sensor_poke_seconds() -> float:
     """Reschedule-mode poke interval. Keep it >= 30 s on a real scheduler: a shorter one can
     re-queue the sensor before the executor has reported its previous try, which Airflow 3.3
     then marks failed ("finished with state success, but the task instance's state is queued")."""
-    return float(os.environ.get("MLLOOP_SENSOR_POKE_SECONDS", "60"))
+    return get_settings().sensor_poke_seconds
 
 
 def day_pattern(spec: UseCaseSpec) -> str:

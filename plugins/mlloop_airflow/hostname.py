@@ -13,10 +13,11 @@ Containers and Kubernetes pods have their own host names: leave the setting at i
 
 from __future__ import annotations
 
-import os
 import socket
+
+from mlloop.settings import get_settings
 
 
 def worker_hostname() -> str:
     """``MLLOOP_WORKER_HOSTNAME`` if set, else the FQDN (Airflow's own default)."""
-    return os.environ.get("MLLOOP_WORKER_HOSTNAME", "").strip() or socket.getfqdn()
+    return get_settings().worker_hostname or socket.getfqdn()

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 import time
+
+from mlloop.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _forks_task_processes(argv: list[str]) -> bool:
 
 def preload_for_task_processes(argv: list[str] | None = None) -> list[str]:
     """Import the configured modules if this process forks task processes; return what it imported."""
-    modules = [m.strip() for m in os.environ.get("MLLOOP_PRELOAD_MODULES", "").split(",") if m.strip()]
+    modules = [m.strip() for m in get_settings().preload_modules.split(",") if m.strip()]
     if not modules or not _forks_task_processes(argv if argv is not None else sys.argv):
         return []
     started = time.monotonic()

@@ -30,6 +30,8 @@ import posixpath
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from mlloop import layout
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -40,7 +42,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 CHUNK_BYTES = 1 << 20
-REPORTS_AREA = "reports"
+REPORTS_AREA = layout.DRIFT_REPORT.area
 SECURITY_HEADERS = {
     "Content-Security-Policy": "sandbox allow-scripts",
     "X-Content-Type-Options": "nosniff",

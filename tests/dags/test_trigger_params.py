@@ -154,3 +154,18 @@ def test_a_model_version_that_does_not_exist_fails_the_first_task(mlloop_home) -
     rollback = RollbackChampionOperator(task_id="rollback_champion", use_case="credit_risk", version=41)
     with pytest.raises(AirflowFailException, match="rollback refused: model 'credit_risk' has no version 41"):
         rollback.execute({"dag": SimpleNamespace(dag_id="credit_risk__rollback"), "run_id": "manual__x"})  # type: ignore[arg-type]
+
+
+def test_the_training_params_are_the_training_conf_schema(dags: dict[str, Any]) -> None:
+    """One definition: each Param of the training DAG is the JSON schema of TrainingConf's field."""
+    from mlloop.training_conf import TrainingConf, param_schemas
+
+    params = dags["credit_risk__training"].params
+    assert set(params) == set(TrainingConf.model_fields)
+    for name, schema in param_schemas().items():
+        param = params.get_param(name)
+        declared = {**param.schema, "description": param.description}  # Airflow keeps the description apart
+        if name == "cutoff_day":  # bounded to the use case's years (dag_defaults.day_pattern)
+            assert declared.pop("pattern").startswith("^(?:2")
+            schema.pop("pattern")
+        assert declared == {k: v for k, v in schema.items() if k != "default"}, name

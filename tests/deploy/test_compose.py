@@ -198,8 +198,7 @@ def test_mlflow_keeps_runs_in_postgres_and_artifacts_in_the_bucket(compose: dict
 
 def test_compose_configures_the_loop_like_the_process_topology(compose: dict[str, Any], tmp_path: Path) -> None:
     """Embedded vs scaled is configuration only, and both scaled topologies use the same knobs."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from scaled_local import ScaledLocalAirflow
+    from mlloop_cli.scaled_local import ScaledLocalAirflow
 
     topology = ScaledLocalAirflow(tmp_path / "scaled")  # configured, not started
     topology.state.redis_dbs = {"broker": 1, "feast": 2}

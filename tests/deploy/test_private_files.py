@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from mlloop_cli.airflow_local import open_private_log, private_dir, write_private
+from mlloop_cli.scaled_local import ScaledLocalAirflow
 
-from airflow_local import open_private_log, private_dir, write_private  # noqa: E402
-from scaled_local import ScaledLocalAirflow  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mode(path: Path) -> int:

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from mlloop_cli.airflow_local import LocalAirflow, free_port
+from mlloop_cli.demo import Loop, run_loops
 
-from airflow_local import LocalAirflow, free_port  # noqa: E402
-from demo import Loop, run_loops  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 USE_CASES = ("credit_risk", "energy_demand")
 _STOP_WHEN_UNUSED: list[LocalAirflow] = []

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from demo import Loop
+
 from e2e.conftest import USE_CASES
 from mlloop.spec import UseCaseSpec, get_spec
 

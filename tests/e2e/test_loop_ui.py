@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from demo import Loop
+
 from e2e.conftest import ROOT, USE_CASES
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(2400)]

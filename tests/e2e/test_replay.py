@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from airflow_local import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from demo import Loop
+
 from e2e.conftest import PROBE_PASSWORD, PROBE_TOKEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]

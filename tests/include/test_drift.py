@@ -97,7 +97,7 @@ def test_headline_and_numbers_say_what_was_measured() -> None:
 
 def test_retrain_conf_carries_exactly_the_training_params() -> None:
     verdict = decide(measured({"income": 0.5}), POLICY).as_dict()
-    conf = retrain_conf(verdict, dt.date(2026, 11, 12), "/root/reports/x/report.html")
+    conf = retrain_conf(verdict, dt.date(2026, 11, 12), "/root/reports/x/drift/date=2026-11-12/report.html")
     assert set(conf) == {"reason", "cutoff_day", "drift", "drift_report"}
     assert conf["cutoff_day"] == "2026-11-12"
     assert conf["reason"] == "drift detected on 2026-11-12: key feature(s) drifted: income"
@@ -161,3 +161,13 @@ def test_trigger_marker_round_trip(storage, spec) -> None:  # type: ignore[no-un
     storage.write_bytes(b"{not json", path)
     with pytest.raises(ValueError, match="delete it to reset the cooldown"):
         read_marker(storage, spec)
+
+
+def test_a_retrain_conf_the_training_dag_would_refuse_fails_where_it_is_made() -> None:
+    """The conf is a TrainingConf: a report path the training DAG's schema refuses (a trigger answered
+    400, the drift monitor's task failing after the report was written) is refused by the monitor."""
+    from pydantic import ValidationError
+
+    verdict = decide(measured({"income": 0.5}), POLICY).as_dict()
+    with pytest.raises(ValidationError, match=r"drift_report\n.*String should match pattern"):
+        retrain_conf(verdict, dt.date(2026, 11, 12), "/root/reports/x/report.html")

@@ -72,9 +72,11 @@ def _write_in_a_process(root, url, rows: int, faults=None) -> int:  # type: igno
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "MLLOOP_FAULTS_DIR"}
+    from seams.fault_injection import deployment_env
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLLOOP_FAULTS_DIR", "MLLOOP_TEST_HOOKS")}
     if faults is not None:
-        env["MLLOOP_FAULTS_DIR"] = str(faults)
+        env.update(deployment_env(faults, env))
     return subprocess.run([sys.executable, "-c", _WRITER, str(root), url, str(rows)], env=env).returncode
 
 

@@ -13,9 +13,7 @@ def test_sensor_waits_until_the_partition_lands(storage) -> None:  # type: ignor
     sensor = PartitionSensor(
         task_id="wait",
         use_case="credit_risk",
-        area="landing",
-        dataset="observations",
-        filename="batch.parquet",
+        kind="landing_observations",
         day="2026-05-01",
     )
     assert sensor.poke({}) is False  # type: ignore[arg-type]
@@ -25,4 +23,4 @@ def test_sensor_waits_until_the_partition_lands(storage) -> None:  # type: ignor
 
 
 def test_template_fields_cover_what_users_template() -> None:
-    assert {"use_case", "dataset", "filename", "day"} <= set(PartitionSensor.template_fields)
+    assert {"use_case", "kind", "day"} <= set(PartitionSensor.template_fields)

@@ -22,24 +22,19 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from demo import Loop  # noqa: E402
-
 # The embedded e2e test's assertions, collected again here against the scaled loop's fixtures.
-from e2e.test_loop import (  # noqa: E402, F401
+from e2e.test_loop import (  # noqa: F401
     test_drift_triggered_exactly_one_retraining,
     test_every_interval_run_is_green,
     test_prediction_partitions_match_their_features_and_runs,
     test_registry_aliases_follow_the_gate,
 )
-from scaled_local import WORKERS, ScaledLocalAirflow, score_day_in_parts, unreachable_services  # noqa: E402
+from mlloop_cli.demo import Loop
+from mlloop_cli.scaled_local import WORKERS, ScaledLocalAirflow, score_day_in_parts, unreachable_services
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(1800)]
 USE_CASE = "credit_risk"

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from mlloop.settings import get_settings
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -28,7 +30,7 @@ def apply_mlflow_credentials() -> None:
     """
     from airflow.sdk.log import mask_secret
 
-    conn_id = os.environ.get(CONN_ID_ENV, "").strip()
+    conn_id = get_settings().mlflow_conn_id
     if conn_id:
         connection = BaseHook.get_connection(conn_id)
         if connection.password:

@@ -22,13 +22,14 @@ a ``postgresql://user:password@...`` in an exception is sent as ``postgresql://*
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow.sdk import BaseNotifier
+
+from mlloop.settings import get_settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -183,10 +184,10 @@ class FailureNotifier(BaseNotifier):
         self.message_format = message_format
 
     def notify(self, context: Context) -> None:
-        conn_id = self.conn_id or os.environ.get(CONN_ID_ENV, "").strip()
+        conn_id = self.conn_id or get_settings().alert_conn_id
         if not conn_id:
             return
-        fmt = (self.message_format or os.environ.get(FORMAT_ENV, "") or "json").strip().lower()
+        fmt = (self.message_format or get_settings().alert_format or "json").strip().lower()
         alert = FailureAlert.from_context(context)
         transport = TRANSPORTS.get(fmt)
         if transport is None:

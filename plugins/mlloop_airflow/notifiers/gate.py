@@ -9,10 +9,10 @@ is configured; a failing send is a warning, never a task failure.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mlloop.settings import get_settings
 from mlloop_airflow.notifiers.failure import CONN_ID_ENV, FORMAT_ENV, _post
 
 
@@ -47,11 +47,11 @@ class GateAlert:
 
 def send_gate_alert(alert: GateAlert, log: Any) -> bool:
     """POST ``alert`` to the failure-alert webhook; False (and a log line saying why) if not sent."""
-    conn_id = os.environ.get(CONN_ID_ENV, "").strip()
+    conn_id = get_settings().alert_conn_id
     if not conn_id:
         log.info("mlloop alert not sent: no alert connection configured (%s is unset)", CONN_ID_ENV)
         return False
-    fmt = (os.environ.get(FORMAT_ENV, "") or "json").strip().lower()
+    fmt = (get_settings().alert_format or "json").strip().lower()
     if fmt not in ("json", "slack"):
         log.warning("mlloop alert not sent: %s=%r is not one of ['json', 'slack']", FORMAT_ENV, fmt)
         return False

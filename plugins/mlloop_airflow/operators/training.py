@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlloop import layout
 from mlloop_airflow.hooks.feature_store import FeastHook
 from mlloop_airflow.hooks.mlflow import MlflowHook
 from mlloop_airflow.intervals import check_day_in_range
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
     from mlloop.spec import UseCaseSpec
     from mlloop.storage import Storage
-
-TRAINING_SET_DATASET = "training_set"
 
 
 def _is_set(value: Any) -> bool:
@@ -52,7 +51,7 @@ def _parse_day(value: Any, what: str) -> dt.date:
 
 
 def training_set_path(storage: Storage, spec: UseCaseSpec, cutoff_day: dt.date) -> str:
-    return storage.partition("staging", spec.name, TRAINING_SET_DATASET, cutoff_day, "data.parquet")
+    return layout.TRAINING_SET.path(storage, spec, cutoff_day)
 
 
 class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
@@ -108,7 +107,7 @@ class TrainingDecisionOperator(UseCaseOperator, BranchWithResultMixIn):
             return
         storage = self.storage_hook.storage
         path = str(self.drift_report)
-        reports = storage.path("reports", self.spec.name, "drift")
+        reports = layout.DRIFT_REPORT.folder(storage, self.spec)
         if not storage.contains(path) or not path.startswith(reports + "/"):
             raise AirflowFailException(
                 f"'drift_report' must be a drift report of {self.spec.name} under {reports}/, got {path!r}. "
@@ -264,7 +263,7 @@ class ValidateTrainingSetOperator(UseCaseOperator):
         from mlloop.validation import BatchRejected
 
         storage = self.storage_hook.storage
-        report_path = self.training_set.rsplit("/", 1)[0] + "/validation.json"
+        report_path = layout.validation_report_of(self.training_set)
         self.log.info("Validating training set %s", self.training_set)
         frame = storage.read_frame(self.training_set)
         try:

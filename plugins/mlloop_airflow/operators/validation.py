@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlloop import layout
 from mlloop_airflow.operators.base import UseCaseOperator
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class ValidateBatchOperator(UseCaseOperator):
             cause = " ".join(str(exc).split())  # one line, whatever a library put in the reason
             raise AirflowFailException(
                 f"{cause}. Nothing was written downstream; bad rows and the report are under "
-                f"{storage.path('quarantine', self.spec.name, self.dataset)}/date={day}. "
+                f"{layout.QUARANTINE.day_folder(storage, self.spec, day, dataset=self.dataset)}. "
                 "Fix or re-deliver the batch upstream, then clear this task to rerun the interval."
             ) from None
         self.log.info("\n%s", outcome.report.summary())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -17,13 +16,13 @@ from mlloop_airflow.intervals import resolve_day
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlloop.layout import PartitionKind
+    from mlloop.spec import UseCaseSpec
     from mlloop.storage import Storage
-
-_PARTITION_DAY = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 
 
 class PartitionSensor(BaseSensorOperator):
-    """Succeeds when ``<area>/<use_case>/<dataset>/date=<day>/<filename>`` exists.
+    """Succeeds when the partition of ``kind`` (a :mod:`mlloop.layout` kind) for ``day`` exists.
 
     Works the same on a local root and on S3 (the check goes through :class:`StorageHook`). Run it
     with ``mode="reschedule"`` so a long wait does not hold a worker slot.
@@ -39,25 +38,22 @@ class PartitionSensor(BaseSensorOperator):
       always wait: someone asked for that day.
 
     :param use_case: use-case name. (templated)
-    :param area: storage area (``landing``, ``features``, ``predictions``...).
-    :param dataset: dataset folder inside the area, or empty. (templated)
-    :param filename: file that marks the partition as complete. (templated)
+    :param kind: the partition kind's name in :data:`mlloop.layout.KINDS` (``landing_observations``,
+        ``features``, ``predictions``...): its area, dataset folder and the file that marks it complete.
     :param day: ISO date; empty means the run's data interval. (templated)
     :param last_day: ISO date of the last day that will ever land (not ``end_date``: that one is
         Airflow's, the task's own); empty: no end.
     :param stale_after_days: see above; None: a scheduled run always waits.
     """
 
-    template_fields: Sequence[str] = ("use_case", "dataset", "filename", "day")
+    template_fields: Sequence[str] = ("use_case", "kind", "day")
     ui_color = "#f0ead6"
 
     def __init__(
         self,
         *,
         use_case: str,
-        area: str,
-        dataset: str | None,
-        filename: str,
+        kind: str,
         day: str | None = None,
         last_day: str | None = None,
         stale_after_days: int | None = None,
@@ -65,9 +61,7 @@ class PartitionSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.use_case = use_case
-        self.area = area
-        self.dataset = dataset
-        self.filename = filename
+        self.kind = kind
         self.day = day
         self.last_day = last_day
         self.stale_after_days = stale_after_days
@@ -79,7 +73,7 @@ class PartitionSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool:
         day = resolve_day(context, self.day)
         storage = self.storage_hook.storage
-        path = storage.partition(self.area, self.use_case, self.dataset or None, day, self.filename)
+        path = self.partition_kind.path(storage, self.spec, day)
         if storage.exists(path):
             self.log.info("Found %s", path)
             return True
@@ -90,11 +84,24 @@ class PartitionSensor(BaseSensorOperator):
         self.log.info("Waiting for %s", path)
         return False
 
+    @property
+    def partition_kind(self) -> PartitionKind:
+        from mlloop.layout import kind
+
+        return kind(self.kind)
+
+    @property
+    def spec(self) -> UseCaseSpec:
+        from mlloop.spec import get_spec
+
+        return get_spec(self.use_case)
+
     def newest_partition(self, storage: Storage) -> dt.date | None:
         """The newest day of this dataset that has its file, or None if none has."""
-        pattern = storage.path(self.area, self.use_case, self.dataset or "", "date=*", self.filename)
-        days = [dt.date.fromisoformat(m.group(1)) for url in storage.glob(pattern) if (m := _PARTITION_DAY.search(url))]
-        return max(days, default=None)
+        from mlloop.layout import day_of
+
+        urls = storage.glob(self.partition_kind.pattern(storage, self.spec))
+        return max((day for url in urls if (day := day_of(url))), default=None)
 
     def nothing_to_wait_for(self, context: Context, storage: Storage, day: dt.date) -> str | None:
         """Why the partition of ``day`` will not come, or None (then wait for it)."""
@@ -112,7 +119,7 @@ class PartitionSensor(BaseSensorOperator):
         if newest is None or (day - newest).days <= self.stale_after_days:
             return None
         return (
-            f"the newest {self.dataset or self.area} partition of {self.use_case} is {newest}, "
+            f"the newest {self.kind} partition of {self.use_case} is {newest}, "
             f"{(day - newest).days} days before this scheduled run's day {day} (schedule.stale_after_days "
             f"{self.stale_after_days}). If the data set ended, set schedule.end_date: {newest} in the spec; to "
             "process landed history, backfill its days (they always wait); if the feed stopped, the runs of its "

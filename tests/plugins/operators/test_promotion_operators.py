@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,9 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlloop_airflow.notifiers.failure import CONN_ID_ENV
 from mlloop_airflow.operators.promotion import EvaluateChallengerOperator, as_mapping
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_failure_notifier import CONN_ID, Receiver
+from webhook_receiver import CONN_ID, Receiver
 
 
 class FakeClient:

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
-import demo
-import replay
+from mlloop_cli import demo, replay
 
 
 def test_the_demo_of_a_use_case_without_generator_says_why_and_what_to_run(mlloop_home, capsys) -> None:  # type: ignore[no-untyped-def]
     assert demo.main(["--use-case", "hourly_temps"]) == 2
     err = capsys.readouterr().err
-    assert "no generator" in err and "scripts/replay.py --use-case hourly_temps" in err
+    assert "no generator" in err and "mlloop replay --use-case hourly_temps" in err
     assert "still up" not in err
     assert not (mlloop_home / "airflow").exists(), "nothing was started or wiped"
 

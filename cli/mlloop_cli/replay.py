@@ -1,6 +1,6 @@
 """Run the whole loop over a date range of landed history, in data time, through Airflow.
 
-    python scripts/replay.py --use-case <name> --from 2011-01-01 --to 2011-03-31 [--land] [--stop]
+    mlloop replay --use-case <name> --from 2011-01-01 --to 2011-03-31 [--land] [--stop]
     make replay USE_CASE=<name> FROM=2011-01-01 TO=2011-03-31
 
 The raw batches must already be under ``landing/<use case>/{observations,labels}/date=<day>/``
@@ -38,10 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from airflow_local import AirflowError, LocalAirflow, mlloop_home
-from demo import Loop, describe_verdict, mlflow_online_lines, report_failure, report_success
+from mlloop import layout
+from mlloop_cli.airflow_local import LocalAirflow, mlloop_home
+from mlloop_cli.demo import Loop, describe_verdict, mlflow_online_lines, report_failure, report_success
+from mlloop_cli.rest import AirflowError
 
 TERMINAL = ("success", "failed")
 
@@ -56,7 +56,7 @@ def schedule_days(expression: str, first: dt.date, last: dt.date) -> list[dt.dat
     start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     days = []
-    current = timetable._align_to_next(start)
+    current = timetable._align_to_next(start)  # type: ignore[arg-type]
     while current < end:
         following = timetable._get_next(current)
         days.append(dt.date(current.year, current.month, current.day))
@@ -118,7 +118,7 @@ class Replay(Loop):
         if len(missing) == len(days):
             raise AirflowError(
                 f"nothing is landed for {self.use_case} in {self.first} .. {self.last} under "
-                f"{storage.path('landing', self.use_case, 'observations')}: land the raw batches first "
+                f"{layout.LANDING_OBSERVATIONS.folder(storage, self.use_case)}: land the raw batches first "
                 "(docs/authoring.md, step 6), or pass --land for a use case with a generator"
             )
         if missing:
@@ -195,12 +195,10 @@ class Replay(Loop):
         runs = [r for r in self.runs("drift_monitoring") if (r.get("logical_date") or "")[:10] == day.isoformat()]
         if not runs:
             return "no drift run"
-        path = f"/dags/{self.dag_id('drift_monitoring')}/dagRuns/{runs[-1]['dag_run_id']}"
         try:
-            entry = self.api.request("GET", f"{path}/taskInstances/decide_retrain/xcomEntries/decision")
+            value = self.api.xcom(self.dag_id("drift_monitoring"), runs[-1]["dag_run_id"], "decide_retrain", "decision")
         except AirflowError:
             return "no decision (the check was skipped: no champion or no predictions)"
-        value = entry.get("value")
         value = json.loads(value) if isinstance(value, str) else value
         return str((value or {}).get("reason", value))
 
@@ -261,7 +259,7 @@ class Replay(Loop):
     def result_dict(self) -> dict[str, Any]:
         """What the replay decided, in data terms only (no run ids, no wall-clock times)."""
         storage = self.storage()
-        predictions = storage.glob(storage.path("predictions", self.use_case, "date=*", "data.parquet"))
+        predictions = storage.glob(layout.PREDICTIONS.pattern(storage, self.use_case))
         return {
             "use_case": self.use_case,
             "days": [self.first.isoformat(), self.last.isoformat()],
@@ -304,7 +302,7 @@ def replay_summary(replay: Replay) -> str:
     storage = replay.storage()
     lines.append(
         f"Rows scored: {result['rows_scored']:,} in {result['days_scored']} day partition(s) under "
-        f"{storage.path('predictions', replay.use_case)}"
+        f"{layout.PREDICTIONS.folder(storage, replay.use_case)}"
     )
     lines += mlflow_online_lines(replay)
     lines.append("=" * 78)

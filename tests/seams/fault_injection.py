@@ -1,6 +1,8 @@
 """Test-only fault injection: crash a write half-way, or hold an alias move, on request.
 
-Inert unless ``MLLOOP_FAULTS_DIR`` names a folder; nothing in a deployment sets it. A test *arms* a
+Not part of the shipped code: a test deployment installs it through the core's seams
+(``mlloop.seams``) with :func:`deployment_env`, which names this module in ``MLLOOP_TEST_HOOKS`` and
+puts its folder on ``PYTHONPATH``. It is then inert until ``MLLOOP_FAULTS_DIR`` names a folder. A test *arms* a
 fault by creating a file in that folder, and the first code path that reaches the fault's point
 *claims* it by renaming the file (one process wins, so the retry, or a concurrent task, runs
 clean). Two faults exist:
@@ -32,6 +34,14 @@ KILLED_ON_WRITE = "killed-on-write"
 PAUSE_BEFORE_ALIAS_MOVE = "pause-before-alias-move"
 PAUSED_BEFORE_ALIAS_MOVE = "paused-before-alias-move"
 MAX_PAUSE_SECONDS = 900.0
+HOOK_MODULE = "fault_injection"
+
+
+def deployment_env(faults: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables a test deployment sets so its processes run these hooks with faults armed in ``faults``."""
+    base = dict(os.environ) if base is None else base
+    pythonpath = os.pathsep.join(p for p in (str(Path(__file__).resolve().parent), base.get("PYTHONPATH", "")) if p)
+    return {"MLLOOP_TEST_HOOKS": HOOK_MODULE, ENV: str(faults), "PYTHONPATH": pythonpath}
 
 
 def _folder() -> Path | None:

@@ -1,22 +1,21 @@
 """Run Airflow 3 on this machine on embedded defaults, and talk to it through its REST API.
 
-    python scripts/airflow_local.py up      # start Airflow in the background
-    python scripts/airflow_local.py status  # is it up, where, the login, each component's restarts
-    python scripts/airflow_local.py down    # stop it
-    python scripts/airflow_local.py parse   # parse dags/ as Airflow does: DAG ids, import errors
-    python scripts/airflow_local.py run <dag_id> [--day YYYY-MM-DD] [--conf JSON]
-                                            # trigger one run, wait, print its tasks' states
+    mlloop up      # start Airflow in the background
+    mlloop status  # is it up, where, the login, each component's restarts
+    mlloop down    # stop it
+    mlloop parse   # parse dags/ as Airflow does: DAG ids, import errors
+    mlloop run <dag_id> [--day YYYY-MM-DD] [--conf JSON]
+                   # trigger one run, wait, print its tasks' states
 
 Every Airflow 3 component (API server + UI, scheduler, DAG processor, triggerer) runs with a
 LocalExecutor on a SQLite metadata DB under ``$MLLOOP_HOME/airflow``, as ``airflow standalone``
-would run them, under ``scripts/airflow_supervisor.py``, which also restarts a component that
+would run them, under ``mlloop_cli.airflow_supervisor``, which also restarts a component that
 exits. The driver here only uses what a user has: processes, the REST API, and the printed login.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import signal
@@ -24,22 +23,22 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from mlloop.settings import PROJECT_ROOT as ROOT
+from mlloop.settings import get_settings
+from mlloop_cli.rest import AirflowClient, AirflowError
+
+__all__ = ["AirflowClient", "AirflowError", "LocalAirflow", "free_port", "mlloop_home"]
+
 TERMINAL_RUN_STATES = {"success", "failed"}
-LOCKED_DB_ATTEMPTS = 60
-# Airflow caps every list page at `[api] maximum_page_limit` (100 by default) and silently ignores a
-# larger `limit`: every list call pages (AirflowClient.list_all) instead of asking for more.
-PAGE_LIMIT = 100
 
 
 def mlloop_home() -> Path:
-    return Path(os.environ.get("MLLOOP_HOME") or ROOT / ".mlloop").resolve()
+    return get_settings().home
 
 
 def free_port() -> int:
@@ -87,17 +86,13 @@ def open_private_log(path: Path) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
-class AirflowError(RuntimeError):
-    pass
-
-
 class LocalAirflow:
     """One supervised Airflow process tree (``airflow_supervisor.py``), bound to 127.0.0.1, state under ``home``."""
 
     def __init__(self, home: Path | None = None, port: int | None = None, extra_env: dict[str, str] | None = None):
         self.home = (home or mlloop_home()).resolve()
         self.airflow_home = self.home / "airflow"
-        self.port = port or int(os.environ.get("MLLOOP_AIRFLOW_PORT", "8080"))
+        self.port = port or get_settings().airflow_port
         self.extra_env = extra_env or {}
         self.log_path = self.home / "logs" / "airflow.log"
         self.pid_path = self.home / "airflow.pid"
@@ -166,7 +161,7 @@ class LocalAirflow:
             # A new session: what the supervisor leaves behind at `stop()` (a killed scheduler's
             # orphaned workers) is found, and killed, as the rest of its process group.
             proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "scripts" / "airflow_supervisor.py"), str(self.components_path)],
+                [sys.executable, "-m", "mlloop_cli.airflow_supervisor", str(self.components_path)],
                 env=self.env(),
                 cwd=ROOT,
                 stdout=log,
@@ -232,7 +227,7 @@ class LocalAirflow:
     def components(self) -> dict[str, dict[str, Any]]:
         """Each component's pid and restart count, as the supervisor last wrote them."""
         try:
-            return json.loads(self.components_path.read_text())["components"]  # type: ignore[no-any-return]
+            return json.loads(self.components_path.read_text())["components"]
         except (OSError, ValueError, KeyError):
             return {}
 
@@ -279,229 +274,6 @@ def _live_member(entry: Path, pgid: int) -> bool:
     return int(pgrp) == pgid and state != "Z"
 
 
-class AirflowClient:
-    """The REST API v2 calls the demo and the end-to-end test need."""
-
-    def __init__(self, url: str, username: str, password: str):
-        self.url = url.rstrip("/")
-        self.username = username
-        self.password = password
-        self._token: str | None = None
-        self.session = requests.Session()
-
-    def _auth(self) -> dict[str, str]:
-        if self._token is None:
-            resp = self.session.post(
-                f"{self.url}/auth/token", json={"username": self.username, "password": self.password}, timeout=30
-            )
-            resp.raise_for_status()
-            self._token = resp.json()["access_token"]
-        return {"Authorization": f"Bearer {self._token}"}
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One REST call. Idempotent ones (GET, PATCH) are retried while SQLite is locked (503, or 500
-        "Database error" when the lock outlasts the busy timeout): busy schedulers do that."""
-        unauthorized = 0
-        for attempt in range(LOCKED_DB_ATTEMPTS):
-            try:
-                resp = self.session.request(
-                    method, f"{self.url}/api/v2{path}", headers=self._auth(), timeout=60, **kwargs
-                )
-            except requests.Timeout as exc:
-                # The API server waited on SQLite's lock for longer than the timeout: as transient as a
-                # 503, and the caller of a POST finds out with its retry (409) whether it was applied.
-                if method in ("GET", "PATCH") and attempt < LOCKED_DB_ATTEMPTS - 1:
-                    continue
-                raise AirflowError(f"{method} {path} -> timed out: {exc}") from exc
-            if resp.status_code == 401 and unauthorized == 0:
-                self._token = None
-                unauthorized += 1
-                continue
-            locked = resp.status_code == 503 or (resp.status_code == 500 and "Database error" in resp.text)
-            if locked and method in ("GET", "PATCH") and attempt < LOCKED_DB_ATTEMPTS - 1:
-                time.sleep(2)
-                continue
-            if resp.status_code >= 400:
-                raise AirflowError(f"{method} {path} -> {resp.status_code}: {resp.text[:500]}")
-            return resp.json() if resp.content else None
-        raise AirflowError(f"{method} {path}: not authorized")
-
-    def list_all(
-        self, path: str, key: str, params: dict[str, Any] | None = None, identity: tuple[str, ...] = ()
-    ) -> list[dict[str, Any]]:
-        """Every item of a REST list (``key`` of each page), page by page with ``offset`` until
-        ``total_entries``.
-
-        Items keep the server's order (pass ``order_by`` in ``params`` where the order matters). An item
-        that appears again on a later page (a row inserted before the offset while paging, e.g. a
-        backfill's earlier run) is kept once when ``identity`` names the fields that identify it.
-        """
-        items: list[dict[str, Any]] = []
-        seen: set[tuple[Any, ...]] = set()
-        offset = 0
-        while True:
-            page = self.request("GET", path, params={**(params or {}), "limit": PAGE_LIMIT, "offset": offset})
-            batch = page[key]
-            offset += len(batch)
-            for item in batch:
-                if identity:
-                    ident = tuple(item.get(field) for field in identity)
-                    if ident in seen:
-                        continue
-                    seen.add(ident)
-                items.append(item)
-            total = page.get("total_entries")
-            if not batch or (total is not None and offset >= total):
-                return items
-
-    # pools
-    def ensure_pools(self) -> None:
-        """Create (or resize) the pools the DAGs need (mlloop_airflow.pools): a task in a missing
-        pool is never scheduled."""
-        from mlloop_airflow.pools import POOLS
-
-        for name, (slots, description) in POOLS.items():
-            body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
-            try:
-                self.request("POST", "/pools", json=body)
-            except AirflowError as exc:
-                if "-> 409" not in str(exc):
-                    raise
-                self.request("PATCH", f"/pools/{name}", json=body)
-
-    # dags
-    def dag_ids(self) -> list[str]:
-        return [d["dag_id"] for d in self.list_all("/dags", "dags", {"order_by": "dag_id"})]
-
-    def wait_for_dags(self, dag_ids: Iterable[str], timeout: float = 180) -> None:
-        wanted = set(dag_ids)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            missing = wanted - set(self.dag_ids())
-            if not missing:
-                return
-            time.sleep(2)
-        errors = self.import_errors()
-        raise AirflowError(f"DAGs not parsed within {timeout:.0f}s: {sorted(missing)}; import errors: {errors}")
-
-    def import_errors(self) -> list[dict[str, Any]]:
-        return self.list_all("/importErrors", "import_errors", {"order_by": "id"}, identity=("import_error_id",))
-
-    def set_paused(self, dag_id: str, paused: bool) -> None:
-        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
-
-    # runs
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
-        if run_id:
-            body["dag_run_id"] = run_id
-        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)  # type: ignore[no-any-return]
-
-    def backfill(
-        self, dag_id: str, start: dt.date, end: dt.date, max_active_runs: int = 2, timeout: float = 900
-    ) -> dict[str, Any]:
-        """One run per day of ``[start, end]`` (``to_date`` is inclusive of the last logical date).
-
-        On SQLite the API answers 503 "Database is locked", or 500 "Database error" when the lock
-        outlasts the busy timeout, while the scheduler holds the write lock. With several use cases'
-        runs writing on a busy machine that can last minutes, so creation is retried for up to
-        ``timeout`` seconds. If a failed attempt did create the backfill, the retry's 409 returns it.
-        A 409 for another, earlier backfill of the DAG is waited out too: the scheduler marks a
-        backfill complete some seconds after its last run ends, and until then refuses a new one.
-        """
-        body = {
-            "dag_id": dag_id,
-            "from_date": f"{start.isoformat()}T00:00:00Z",
-            "to_date": f"{end.isoformat()}T00:00:00Z",
-            "max_active_runs": max_active_runs,
-            "reprocess_behavior": "failed",
-        }
-        deadline = time.monotonic() + timeout
-        attempt = 0
-        while True:
-            try:
-                return self.request("POST", "/backfills", json=body)  # type: ignore[no-any-return]
-            except AirflowError as exc:
-                message = str(exc)
-                if "-> 409" in message:
-                    mine = [
-                        b
-                        for b in self.backfills(dag_id)
-                        if b["from_date"][:10] == start.isoformat() and not b["completed_at"]
-                    ]
-                    if mine:
-                        return mine[-1]  # type: ignore[no-any-return]
-                transient = (
-                    "already a running backfill" in message
-                    or "-> 503" in message
-                    or "-> timed out" in message
-                    or ("-> 500" in message and "Database error" in message)
-                )
-                if not transient or time.monotonic() > deadline:
-                    raise
-                attempt += 1
-                time.sleep(min(2 + attempt, 10))
-
-    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
-        """The DAG's backfills, oldest first."""
-        return self.list_all("/backfills", "backfills", {"dag_id": dag_id, "order_by": "id"}, identity=("id",))
-
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        """Every run of the DAG, in ``run_after`` order (oldest first)."""
-        return self.list_all(
-            f"/dags/{dag_id}/dagRuns", "dag_runs", {"order_by": ["run_after", "id"]}, identity=("dag_run_id",)
-        )
-
-    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")  # type: ignore[no-any-return]
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.list_all(
-            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-            "task_instances",
-            {"order_by": ["id"]},
-            identity=("task_id", "map_index"),
-        )
-
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
-        """One try's log as text: each structured line's event, then its other fields as key=value.
-
-        (Airflow 3.3's log endpoint serves JSON or NDJSON only; text/plain is answered 406.)
-        """
-        resp = self.session.get(
-            f"{self.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            headers={**self._auth(), "Accept": "application/json"},
-            params={"full_content": "true", "map_index": map_index},
-            timeout=60,
-        )
-        resp.raise_for_status()
-        lines = []
-        for item in resp.json().get("content") or []:
-            if isinstance(item, dict):
-                fields = " ".join(f"{k}={v}" for k, v in item.items() if k not in ("event", "timestamp"))
-                lines.append(f"{item.get('event', '')} {fields}".rstrip())
-            else:
-                lines.append(str(item))
-        return "\n".join(lines)
-
-    def wait_until(
-        self,
-        what: str,
-        predicate: Callable[[], bool],
-        timeout: float,
-        poll: float = 3.0,
-        on_poll: Callable[[], None] | None = None,
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            if on_poll:
-                on_poll()
-            time.sleep(poll)
-        raise AirflowError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 PARSE_SCRIPT = """
 import json, time
 from airflow.dag_processing.dagbag import DagBag
@@ -534,7 +306,7 @@ def parse_dags(airflow: LocalAirflow) -> int:
 def run_once(airflow: LocalAirflow, dag_id: str, conf: dict[str, Any], timeout: float) -> int:
     """Unpause ``dag_id``, trigger one run with ``conf``, wait for it and print its tasks' states."""
     if airflow.running_pid() is None:
-        print("Airflow is not running: start it with `python scripts/airflow_local.py up`.", file=sys.stderr)
+        print("Airflow is not running: start it with `mlloop up`.", file=sys.stderr)
         return 1
     client = airflow.client()
     client.wait_for_dags([dag_id], timeout=120)

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from mlloop_cli.airflow_local import LocalAirflow, free_port
+from mlloop_cli.rest import PAGE_LIMIT, AirflowClient
 
-from airflow_local import PAGE_LIMIT, AirflowClient, LocalAirflow, free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -90,11 +90,10 @@ def test_every_run_and_every_task_instance_past_the_page_cap(api: AirflowClient)
     first = dt.datetime(2011, 1, 1, tzinfo=dt.UTC)
     for i in range(RUNS):
         day = first + dt.timedelta(days=i)
-        body = {"dag_run_id": f"replay__{day:%Y-%m-%d}", "logical_date": day.isoformat(), "conf": {}}
-        api.request("POST", f"/dags/{DAG_ID}/dagRuns", json=body)
+        api.trigger(DAG_ID, run_id=f"replay__{day:%Y-%m-%d}", logical_date=day)
     # What Airflow does with a larger limit, and why the client pages: it answers at most 100.
-    page = api.request("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 500})
-    assert (len(page["dag_runs"]), page["total_entries"]) == (PAGE_LIMIT, RUNS)
+    page = api.call("GET 500 runs", lambda: api.dag_runs_api.get_dag_runs(DAG_ID, limit=500))
+    assert (len(page.dag_runs), page.total_entries) == (PAGE_LIMIT, RUNS)
 
     runs = api.runs(DAG_ID)
 

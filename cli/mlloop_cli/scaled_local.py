@@ -1,10 +1,10 @@
 """The scaled topology as processes on this machine: what docker-compose.yaml runs, without Docker.
 
-    python scripts/scaled_local.py up      # start everything in the background, print where it is
-    python scripts/scaled_local.py status  # is it up, where, the login
-    python scripts/scaled_local.py down    # stop everything, drop its databases, empty its Redis DBs
-    python scripts/scaled_local.py demo    # up, then the whole loop on it (scripts/demo.py's Loop)
-    python scripts/scaled_local.py measure-scoring [--rows 200000 --parts 4]
+    mlloop scaled up      # start everything in the background, print where it is
+    mlloop scaled status  # is it up, where, the login
+    mlloop scaled down    # stop everything, drop its databases, empty its Redis DBs
+    mlloop scaled demo    # up, then the whole loop on it (mlloop_cli.demo's Loop)
+    mlloop scaled measure-scoring [--rows 200000 --parts 4]
                                            # after demo: scoring throughput, two workers vs one
 
 What runs (every server on 127.0.0.1, every process in its own process group, all state under
@@ -46,12 +46,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from airflow_local import (
+from mlloop import layout
+from mlloop.settings import PROJECT_ROOT as ROOT
+from mlloop.settings import get_settings
+from mlloop_cli.airflow_local import (
     PRIVATE_UMASK,
-    ROOT,
-    AirflowError,
     LocalAirflow,
     _group_alive,
     free_port,
@@ -59,6 +58,7 @@ from airflow_local import (
     private_dir,
     write_private,
 )
+from mlloop_cli.rest import AirflowError
 
 WORKERS = ("worker-a", "worker-b")
 S3_CONN_ID = "mlloop_s3"
@@ -73,11 +73,11 @@ authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 
 
 def services_postgres_url() -> str:
-    return os.environ.get("MLLOOP_SERVICES_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    return get_settings().services_postgres_url
 
 
 def services_redis_url() -> str:
-    return os.environ.get("MLLOOP_SERVICES_REDIS_URL") or "redis://127.0.0.1:6379"
+    return get_settings().services_redis_url
 
 
 def unreachable_services(timeout: float = 3.0) -> list[str]:
@@ -152,7 +152,8 @@ class ScaledLocalAirflow(LocalAirflow):
         extra_env: dict[str, str] | None = None,
         worker_concurrency: int = 3,
     ):
-        home = (home or Path(os.environ.get("MLLOOP_HOME") or ROOT / ".mlloop-scaled")).resolve()
+        settings = get_settings()
+        home = (home or (settings.home if settings.home_configured else ROOT / ".mlloop-scaled")).resolve()
         self.state_path = home / "scaled-state.json"
         self.state = self._load_state() or TopologyState.new()
         super().__init__(home, port=self.state.ports["api"], extra_env=extra_env)
@@ -567,7 +568,7 @@ def score_day_in_parts(loop: Any, day: dt.date, parts: int, label: str) -> dict[
     starts = [dt.datetime.fromisoformat(t["start_date"]) for t in tis]
     ends = [dt.datetime.fromisoformat(t["end_date"]) for t in tis]
     storage = loop.storage()
-    rows = storage.row_count(storage.path("predictions", loop.use_case, f"date={day}", "data.parquet"))
+    rows = storage.row_count(layout.PREDICTIONS.path(storage, loop.use_case, day))
     wall = (max(ends) - min(starts)).total_seconds()
     return {
         "run_id": run_id,
@@ -585,6 +586,7 @@ def measure_scoring(topology: ScaledLocalAirflow, use_case: str, rows: int, part
     of ``rows`` entities for today is written, then scored in ``parts`` parts each way. Needs a
     running topology whose use case has a champion (``demo`` leaves one)."""
     from demo import Loop
+
     from mlloop.features import build_features
     from mlloop.ingestion import features_path
     from mlloop.landing import generate
@@ -669,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     loop.run()
     print(summary(loop), flush=True)
     print(topology.describe())
-    print("The topology keeps running; `python scripts/scaled_local.py down` stops it.")
+    print("The topology keeps running; `mlloop scaled down` stops it.")
     return 0
 
 

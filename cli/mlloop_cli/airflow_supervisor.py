@@ -1,6 +1,6 @@
 """Keep the embedded Airflow's components running: ``airflow standalone`` plus a restart policy.
 
-    python scripts/airflow_supervisor.py <state-file>   # foreground; scripts/airflow_local.py starts it
+    python -m mlloop_cli.airflow_supervisor <state-file>   # foreground; mlloop_cli.airflow_local starts it
 
 It does what ``airflow standalone`` does (migrate the metadata DB, then run the API server, the
 scheduler, the DAG processor and the triggerer, their output in one log with a ``name | `` prefix)

@@ -1,10 +1,10 @@
 """The main job: run the whole ML loop on a local Airflow 3, the way a user would.
 
-    python scripts/demo.py [--use-case credit_risk [--use-case energy_demand] | --all] [--stop]
+    mlloop demo [--use-case credit_risk [--use-case energy_demand] | --all] [--stop]
 
 1. lands generated raw batches for 8 past days, deploys the Feast registry, starts Airflow 3
    (API server + UI, scheduler, DAG processor, triggerer, as ``airflow standalone`` runs them, under a
-   supervisor that restarts a component that dies: ``scripts/airflow_supervisor.py``);
+   supervisor that restarts a component that dies: ``mlloop_cli.airflow_supervisor``);
 2. backfills feature ingestion over those days; the features Asset starts training, the challenger
    Asset starts the gated promotion, and the first model becomes champion;
 3. backfills batch scoring and runs a drift check (no drift expected);
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from airflow_local import AirflowClient, AirflowError, LocalAirflow, mlloop_home
+from mlloop import layout
+from mlloop_cli.airflow_local import LocalAirflow, mlloop_home
+from mlloop_cli.rest import AirflowClient, AirflowError
 
 if TYPE_CHECKING:
     from mlloop.storage import Storage
@@ -222,14 +222,14 @@ class Loop:
     # ------------------------------------------------------------------ reading results
     def storage(self) -> Storage:
         """The storage root the tasks wrote, a local folder or S3 (``mlloop.storage.Storage``)."""
-        return self.airflow.storage()  # type: ignore[no-any-return]
+        return self.airflow.storage()
 
     def storage_root(self) -> str:
         return self.storage().url
 
     def drift_report(self, day: dt.date) -> dict[str, Any]:
         storage = self.storage()
-        path = storage.path("reports", self.use_case, "drift", f"date={day}", "report.json")
+        path = layout.DRIFT_REPORT.path(storage, self.use_case, day, layout.DRIFT_REPORT_JSON)
         return json.loads(storage.read_bytes(path)) if storage.exists(path) else {}
 
     # ------------------------------------------------------------------ the loop
@@ -339,8 +339,8 @@ def mlflow_online_lines(loop: Loop) -> list[str]:
     storage = loop.storage()
     user, password = loop.airflow.login()
     return [
-        f"Drift reports: {storage.path('reports', loop.use_case, 'drift')}",
-        f"Quarantined rows: {storage.path('quarantine', loop.use_case)}",
+        f"Drift reports: {layout.DRIFT_REPORT.folder(storage, loop.use_case)}",
+        f"Quarantined rows: {layout.QUARANTINE.area_folder(storage, loop.use_case)}",
         f"Online store: {online_store(loop)} (read it with Feast: see README)",
         f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
         f"MLflow UI: {mlflow_ui(loop)}",
@@ -358,7 +358,7 @@ def summary(loop: Loop) -> str:
     out = subprocess.run([sys.executable, "-c", code], env=loop.env(), capture_output=True, text=True)
     registry = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
     storage = loop.storage()
-    predictions = storage.glob(storage.path("predictions", loop.use_case, "date=*", "data.parquet"))
+    predictions = storage.glob(layout.PREDICTIONS.pattern(storage, loop.use_case))
     rows = sum(storage.row_count(p) for p in predictions)
     training_runs = loop.runs("training")
     drift_triggered = [t for t in training_runs if (t.get("conf") or {}).get("reason", "").startswith("drift")]
@@ -369,7 +369,8 @@ def summary(loop: Loop) -> str:
         *describe_registry(registry),
     ]
     lines += [
-        f"Rows scored: {rows:,} in {len(predictions)} partitions under {storage.path('predictions', loop.use_case)}",
+        f"Rows scored: {rows:,} in {len(predictions)} partitions under "
+        f"{layout.PREDICTIONS.folder(storage, loop.use_case)}",
         "Drift checks:",
         *[f"  {day}: {describe_verdict(rep)}" for day, rep in loop.result.drift_verdicts.items()],
         f"Training runs triggered by drift: {len(drift_triggered)}"
@@ -410,7 +411,7 @@ def prepare_home(home: Path) -> None:
             raise SystemExit(f"{home} exists and was not created by the demo; set MLLOOP_HOME to an empty folder")
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
-    (home / DEMO_MARKER).write_text("created by scripts/demo.py; `make demo` wipes and recreates this folder\n")
+    (home / DEMO_MARKER).write_text("created by `mlloop demo`; `make demo` wipes and recreates this folder\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -442,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{', '.join(without)}: no generator in the spec, so the demo cannot make up its data. Land its raw "
             "batches (docs/authoring.md, step 6), then run the loop over them with\n"
-            f"  python scripts/replay.py --use-case {without[0]} --from YYYY-MM-DD --to YYYY-MM-DD",
+            f"  mlloop replay --use-case {without[0]} --from YYYY-MM-DD --to YYYY-MM-DD",
             file=sys.stderr,
         )
         return 2
