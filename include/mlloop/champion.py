@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlloop import fault_injection
+from mlloop import tags as tag_keys
 from mlloop.registry import CHAMPION, PREVIOUS_CHAMPION, ModelNotFound, aliases, get_alias, get_version
 
 if TYPE_CHECKING:
@@ -36,18 +37,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TAG_DECISION = "promotion.decision"
-TAG_REASONS = "promotion.reasons"
-TAG_DECIDED_AT = "promotion.decided_at"
-TAG_PREVIOUS_CHAMPION = "promotion.previous_champion"
-TAG_SERVES_FROM = "champion.serves_from"
-TAG_HISTORY = "champion.history"
+TAG_DECISION = tag_keys.DECISION
+TAG_REASONS = tag_keys.REASONS
+TAG_DECIDED_AT = tag_keys.DECIDED_AT
+TAG_PREVIOUS_CHAMPION = tag_keys.PREVIOUS_CHAMPION
+TAG_SERVES_FROM = tag_keys.SERVES_FROM
+TAG_HISTORY = tag_keys.HISTORY
 CHAMPION_AT_DAY = "champion_at_day"
 CURRENT = "current"
 MODEL_POLICIES = (CHAMPION_AT_DAY, CURRENT)
 """How a scoring day picks its model: the version that was champion at the end of that day (data
 time, the default: a backfill of last month scores each day as it was served), or the champion now."""
-GATE_PREFIX = "gate."
+GATE_PREFIX = tag_keys.GATE_PREFIX
 PROMOTED = "promoted"
 REJECTED = "rejected"
 

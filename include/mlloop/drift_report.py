@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlloop import tags as tag_keys
 from mlloop.drift import ColumnDrift, DriftVerdict, QualityCheck, decide, json_number
 from mlloop.ingestion import DATA_FILE, FEATURES_DATASET_LABELS
 from mlloop.registry import PREDICTION_COLUMN, ModelRef, ensure_experiment, load_reference_sample
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUN_KIND_TAG = "run_kind"
+RUN_KIND_TAG = tag_keys.RUN_KIND
 MONITORING = "monitoring"
 
 

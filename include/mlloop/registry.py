@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlloop import tags as tag_keys
 from mlloop.settings import Settings, environment_restored, get_settings
 
 if TYPE_CHECKING:
@@ -44,8 +45,8 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 PREDICTION_COLUMN = "prediction"
-TAG_MODEL_SHA256 = "mlloop.model_sha256"
-TAG_MODEL_FILES = "mlloop.model_files"
+TAG_MODEL_SHA256 = tag_keys.MODEL_SHA256
+TAG_MODEL_FILES = tag_keys.MODEL_FILES
 
 
 class ModelNotFound(LookupError):

@@ -27,6 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlloop import tags as tag_keys
 from mlloop.compute import compute_threads
 from mlloop.registry import (
     CHALLENGER,
@@ -49,13 +50,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Version tags beyond registry.py's use_case / feature_service / training_run_id.
-TAG_USE_CASE = "use_case"
-TAG_FEATURE_SERVICE = "feature_service"
-TAG_TRAINING_RUN_ID = "training_run_id"
-TAG_TRAINING_CUTOFF = "training_cutoff"
-TAG_TRAIN_END = "train_end"
-TAG_GIT_COMMIT = "git_commit"
-TAG_DAG_RUN_ID = "mlloop.dag_run_id"
+TAG_USE_CASE = tag_keys.USE_CASE
+TAG_FEATURE_SERVICE = tag_keys.FEATURE_SERVICE
+TAG_TRAINING_RUN_ID = tag_keys.TRAINING_RUN_ID
+TAG_TRAINING_CUTOFF = tag_keys.TRAINING_CUTOFF
+TAG_TRAIN_END = tag_keys.TRAIN_END
+TAG_GIT_COMMIT = tag_keys.GIT_COMMIT
+TAG_DAG_RUN_ID = tag_keys.DAG_RUN_ID
 VALIDATION_ARTIFACT = "validation/training_set_validation.json"
 FINGERPRINT_ARTIFACT = "training_set/fingerprint.json"
 MODEL_NAME = "model"
@@ -368,14 +369,14 @@ class Lineage:
 
     def tags(self) -> dict[str, str]:
         return {
-            **{f"mlloop.{k}": v for k, v in self.extra.items()},
-            "mlloop.dag_id": self.dag_id,
-            "mlloop.dag_run_id": self.dag_run_id,
-            "mlloop.data_interval_start": self.data_interval_start or "",
-            "mlloop.data_interval_end": self.data_interval_end or "",
-            "mlloop.cutoff_day": self.cutoff_day.isoformat(),
-            "mlloop.trigger_reason": self.trigger_reason,
-            "mlloop.git_commit": self.git_commit,
+            **{f"{tag_keys.LINEAGE_PREFIX}{k}": v for k, v in self.extra.items()},
+            f"{tag_keys.LINEAGE_PREFIX}dag_id": self.dag_id,
+            tag_keys.DAG_RUN_ID: self.dag_run_id,
+            f"{tag_keys.LINEAGE_PREFIX}data_interval_start": self.data_interval_start or "",
+            f"{tag_keys.LINEAGE_PREFIX}data_interval_end": self.data_interval_end or "",
+            f"{tag_keys.LINEAGE_PREFIX}cutoff_day": self.cutoff_day.isoformat(),
+            tag_keys.TRIGGER_REASON: self.trigger_reason,
+            f"{tag_keys.LINEAGE_PREFIX}git_commit": self.git_commit,
             # MLflow's own keys, so its UI shows the commit and the source.
             "mlflow.source.git.commit": self.git_commit,
             "mlflow.source.name": self.dag_id or "mlloop",
