@@ -65,6 +65,12 @@ def run_tags(prefix: str, dag_id: str, dag_run_id: str) -> dict[str, str]:
     return {f"{prefix}.dag_id": dag_id, f"{prefix}.dag_run_id": dag_run_id}
 
 
+def registration(use_case: str, feature_service: str, training_run_id: str) -> dict[str, str]:
+    """The tags every registered version carries, whoever registers it (training, tests, bench): scoring
+    reads the feature service from them, drift the training run (its reference sample)."""
+    return {USE_CASE: use_case, FEATURE_SERVICE: feature_service, TRAINING_RUN_ID: training_run_id}
+
+
 def gate_check_key(slug: str) -> str:
     return f"{GATE_PREFIX}{slug}"
 

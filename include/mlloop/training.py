@@ -542,9 +542,7 @@ def log_and_register(
         # A tracking server accepts a ``models:/m-...`` source only with the model id that holds it.
         model_id=info.model_id,
         tags={
-            TAG_USE_CASE: spec.name,
-            TAG_FEATURE_SERVICE: spec.model.feature_service,
-            TAG_TRAINING_RUN_ID: run_id,
+            **tag_keys.registration(spec.name, spec.model.feature_service, run_id),
             TAG_DAG_RUN_ID: lineage.dag_run_id,
             TAG_TRAINING_CUTOFF: lineage.cutoff_day.isoformat(),
             TAG_TRAIN_END: trained.train_end,

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlloop.steps import LOG, StepFailed, StepLog, StepSkipped, is_set
 
 if TYPE_CHECKING:
     from mlloop.registry import ModelRef
-    from mlloop.scoring import CommitResult, PartResult
+    from mlloop.scoring import CommitResult, FeatureFetcher, PartResult
     from mlloop.services import Services
     from mlloop.spec import UseCaseSpec
 
@@ -109,24 +110,45 @@ def plan(spec: UseCaseSpec, day: dt.date, partitions: Any, log: StepLog = LOG) -
     return parts
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """The pinned version, its model loaded (files checked against their recorded checksum)."""
+
+    ref: ModelRef
+    model: Any
+    feature_service: str
+
+
+def load_pinned(services: Services, spec: UseCaseSpec, pinned: dict[str, Any]) -> LoadedModel:
+    from mlloop.registry import ModelIntegrityError, load_model
+    from mlloop.scoring import feature_service_for
+
+    ref = pinned_ref(services, pinned)
+    try:
+        model = load_model(ref, services.mlflow)
+    except ModelIntegrityError as exc:
+        raise StepFailed(f"Refusing to score with {ref.name} v{ref.version}: {exc}") from None
+    return LoadedModel(ref, model, feature_service_for(ref, spec))
+
+
 def score_part(
     services: Services,
     spec: UseCaseSpec,
     day: dt.date,
-    pinned: dict[str, Any],
+    loaded: LoadedModel,
     run_id: str,
     partition: int = 0,
     partitions: int = 1,
     chunk_rows: int | None = None,
+    fetch_features: FeatureFetcher | None = None,
     log: StepLog = LOG,
 ) -> PartResult:
     """Score part ``partition`` of ``partitions`` of the day's entities with the pinned version,
-    features from Feast (point-in-time, the version's feature service), into a staging part file."""
-    from mlloop.registry import ModelIntegrityError, load_model
-    from mlloop.scoring import Lineage, ScoringError, feast_fetcher, feature_service_for, score_partition
+    features from Feast (point-in-time, the version's feature service; ``fetch_features`` replaces
+    it in bench), into a staging part file."""
+    from mlloop.scoring import Lineage, ScoringError, feast_fetcher, score_partition
 
-    ref = pinned_ref(services, pinned)
-    service = feature_service_for(ref, spec)
+    ref = loaded.ref
     chunk_rows = chunk_rows or spec.scoring.chunk_rows
     log.info(
         "Scoring part %d/%d of %s for %s with %s v%s, features from Feast service '%s', %d rows per chunk",
@@ -136,20 +158,16 @@ def score_part(
         day,
         ref.name,
         ref.version,
-        service,
+        loaded.feature_service,
         chunk_rows,
     )
-    try:
-        model = load_model(ref, services.mlflow)
-    except ModelIntegrityError as exc:
-        raise StepFailed(f"Refusing to score with {ref.name} v{ref.version}: {exc}") from None
     try:
         result = score_partition(
             services.storage,
             spec,
             day,
-            model=model,
-            fetch_features=feast_fetcher(services.feature_store, service),
+            model=loaded.model,
+            fetch_features=fetch_features or feast_fetcher(services.feature_store, loaded.feature_service),
             lineage=Lineage.of(ref, run_id),
             partition=partition,
             partitions=partitions,
@@ -176,6 +194,7 @@ def commit(
     pinned: dict[str, Any],
     parts: list[PartResult],
     run_id: str,
+    chunk_rows: int | None = None,
     log: StepLog = LOG,
 ) -> tuple[CommitResult, dict[str, str]]:
     """Validate every scored part and publish them as the day's prediction partition, all or none;
@@ -186,7 +205,7 @@ def commit(
     log.info("Validating %d scored part(s) of %s for %s before publishing", len(parts), spec.name, day)
     storage = services.storage
     try:
-        result = commit_predictions(storage, spec, day, parts, lineage=lineage)
+        result = commit_predictions(storage, spec, day, parts, lineage=lineage, chunk_rows=chunk_rows)
     except PredictionValidationError as exc:
         raise StepFailed(
             f"Scored output for {day} failed validation, nothing was published: {exc}. The scored parts "

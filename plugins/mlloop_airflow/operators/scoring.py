@@ -75,11 +75,12 @@ class ScorePartitionOperator(UseCaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlloop.steps import scoring
 
+        day = self.resolve_day(context)
         result = scoring.score_part(
             self.services,
             self.spec,
-            self.resolve_day(context),
-            self.champion,
+            day,
+            scoring.load_pinned(self.services, self.spec, self.champion),
             context["run_id"],
             partition=int(self.partition),
             partitions=int(self.partitions),
@@ -119,9 +120,8 @@ class CommitPredictionsOperator(UseCaseOperator):
         # One slice fetches every mapped result at once; iterating would probe past the end and
         # log an "XCom not found" error that is not one.
         parts = [PartResult.from_dict(dict(p)) for p in self.parts[:]]
-        result, choice = scoring.commit(
-            self.services, self.spec, day, self.champion, parts, context["run_id"], self.log
-        )
+        run_id = context["run_id"]
+        result, choice = scoring.commit(self.services, self.spec, day, self.champion, parts, run_id, log=self.log)
         extra = {"day": day.isoformat(), "model_version": result.model_version, "rows": result.rows}
         self.set_outlet_extra(context, {**extra, "model_policy": choice["model_policy"]})
         return result.as_dict()
