@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUN_KIND_TAG = tag_keys.RUN_KIND
 MONITORING = "monitoring"
 
 
@@ -401,7 +400,7 @@ def log_monitoring_run(
 
     experiment_id = ensure_experiment(client, spec)
     tags = {
-        RUN_KIND_TAG: MONITORING,
+        tag_keys.RUN_KIND: MONITORING,
         "use_case": spec.name,
         "model_name": champion.name,
         "model_version": str(champion.version),
@@ -410,7 +409,7 @@ def log_monitoring_run(
     existing = client.search_runs(
         [experiment_id],
         filter_string=" and ".join(
-            f"tags.{k} = '{tags[k]}'" for k in (RUN_KIND_TAG, "model_name", "model_version", "monitoring_day")
+            f"tags.{k} = '{tags[k]}'" for k in (tag_keys.RUN_KIND, "model_name", "model_version", "monitoring_day")
         ),
     )
     for run in existing:

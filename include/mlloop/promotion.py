@@ -320,42 +320,33 @@ def _versus(policy: GatePolicy, challenger: Scorecard, champion: Scorecard, must
         )
     delta = metric.better_by(challenger.primary, champion.primary)
     if must_beat:
-        if delta > TOLERANCE:
-            return GateCheck("vs champion", PASS, challenger.primary, champion.primary, delta, limit, challenger.rows)
-        return GateCheck(
-            "vs champion",
-            FAIL,
-            challenger.primary,
-            champion.primary,
-            delta,
-            limit,
-            challenger.rows,
-            note=(
-                f"{policy.primary_metric} {challenger.primary:.4f} misses the floor {_floor_limit(policy)} and does "
-                f"not beat champion v{champion.version}'s {champion.primary:.4f}, which misses it too "
-                "(promotion.min_primary_metric, promotion.when_champion_fails_floor)"
-            ),
+        passed = delta > TOLERANCE
+        note = (
+            f"{policy.primary_metric} {challenger.primary:.4f} misses the floor {_floor_limit(policy)} and does "
+            f"not beat champion v{champion.version}'s {champion.primary:.4f}, which misses it too "
+            "(promotion.min_primary_metric, promotion.when_champion_fails_floor)"
         )
-    if delta >= -allowed - TOLERANCE:
-        return GateCheck("vs champion", PASS, challenger.primary, champion.primary, delta, limit, challenger.rows)
-    tolerance = (
-        f"promotion.max_regression {policy.max_regression}"
-        if fresher
-        else f"no tolerance: it was trained on data up to {challenger.trained_until}, not newer than the "
-        f"champion's {champion.trained_until}; promotion.max_regression only applies to fresher models"
-    )
+    else:
+        passed = delta >= -allowed - TOLERANCE
+        tolerance = (
+            f"promotion.max_regression {policy.max_regression}"
+            if fresher
+            else f"no tolerance: it was trained on data up to {challenger.trained_until}, not newer than the "
+            f"champion's {champion.trained_until}; promotion.max_regression only applies to fresher models"
+        )
+        note = (
+            f"{policy.primary_metric} {challenger.primary:.4f} is {-delta:.4f} worse than champion "
+            f"v{champion.version}'s {champion.primary:.4f} ({tolerance})"
+        )
     return GateCheck(
         "vs champion",
-        FAIL,
+        PASS if passed else FAIL,
         challenger.primary,
         champion.primary,
         delta,
         limit,
         challenger.rows,
-        note=(
-            f"{policy.primary_metric} {challenger.primary:.4f} is {-delta:.4f} worse than champion "
-            f"v{champion.version}'s {champion.primary:.4f} ({tolerance})"
-        ),
+        note="" if passed else note,
     )
 
 

@@ -33,7 +33,6 @@ from mlloop.registry import (
     CHALLENGER,
     PREDICTION_COLUMN,
     REFERENCE_ARTIFACT,
-    TAG_MODEL_SHA256,
     ModelRef,
     ensure_experiment,
     predict_scores,
@@ -49,14 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Version tags beyond registry.py's use_case / feature_service / training_run_id.
-TAG_USE_CASE = tag_keys.USE_CASE
-TAG_FEATURE_SERVICE = tag_keys.FEATURE_SERVICE
-TAG_TRAINING_RUN_ID = tag_keys.TRAINING_RUN_ID
-TAG_TRAINING_CUTOFF = tag_keys.TRAINING_CUTOFF
-TAG_TRAIN_END = tag_keys.TRAIN_END
-TAG_GIT_COMMIT = tag_keys.GIT_COMMIT
-TAG_DAG_RUN_ID = tag_keys.DAG_RUN_ID
+# Tag keys: mlloop.tags.
 VALIDATION_ARTIFACT = "validation/training_set_validation.json"
 FINGERPRINT_ARTIFACT = "training_set/fingerprint.json"
 MODEL_NAME = "model"
@@ -157,7 +149,7 @@ def decide_training(
         return TrainingDecision(
             train=True,
             reason="newest version has no training cutoff",
-            explanation=f"{newest} has no '{TAG_TRAINING_CUTOFF}' tag, so its data age is unknown: retraining.",
+            explanation=f"{newest} has no '{tag_keys.TRAINING_CUTOFF}' tag, so its data age is unknown: retraining.",
             latest_cutoff=latest_cutoff,
             **common,  # type: ignore[arg-type]
         )
@@ -195,7 +187,7 @@ def latest_version(client: MlflowClient, spec: UseCaseSpec) -> tuple[str | None,
     if not versions:
         return None, None
     newest = versions[0]
-    cutoff = (newest.tags or {}).get(TAG_TRAINING_CUTOFF)
+    cutoff = (newest.tags or {}).get(tag_keys.TRAINING_CUTOFF)
     try:
         return str(newest.version), dt.date.fromisoformat(cutoff) if cutoff else None
     except ValueError:
@@ -417,7 +409,7 @@ def version_of_run(client: MlflowClient, spec: UseCaseSpec, dag_run_id: str) -> 
     """The version an Airflow run of the training DAG registered already, if any."""
     quoted = dag_run_id.replace("'", "\\'")
     found = client.search_model_versions(
-        f"name = '{spec.registered_model_name}' and tags.`{TAG_DAG_RUN_ID}` = '{quoted}'",
+        f"name = '{spec.registered_model_name}' and tags.`{tag_keys.DAG_RUN_ID}` = '{quoted}'",
         order_by=["version_number DESC"],
         max_results=1,
     )
@@ -435,7 +427,7 @@ def _registered_model(client: MlflowClient, spec: UseCaseSpec) -> None:
             raise
     try:
         client.create_registered_model(
-            spec.registered_model_name, tags={TAG_USE_CASE: spec.name}, description=spec.description
+            spec.registered_model_name, tags={tag_keys.USE_CASE: spec.name}, description=spec.description
         )
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
@@ -472,7 +464,7 @@ def log_and_register(
             # A retry after a fault past registration (an MLflow outage, a killed worker): finish that
             # version instead of registering the same model twice.
             log.info("Run %s already registered %s v%s: reusing it", lineage.dag_run_id, earlier.name, earlier.version)
-            if TAG_MODEL_SHA256 not in earlier.tags:
+            if tag_keys.MODEL_SHA256 not in earlier.tags:
                 record_model_checksum(client, spec.registered_model_name, earlier.version)
             client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, earlier.version)
             return ModelRef.from_model_version(client.get_model_version(earlier.name, earlier.version))
@@ -543,10 +535,10 @@ def log_and_register(
         model_id=info.model_id,
         tags={
             **tag_keys.registration(spec.name, spec.model.feature_service, run_id),
-            TAG_DAG_RUN_ID: lineage.dag_run_id,
-            TAG_TRAINING_CUTOFF: lineage.cutoff_day.isoformat(),
-            TAG_TRAIN_END: trained.train_end,
-            TAG_GIT_COMMIT: lineage.git_commit,
+            tag_keys.DAG_RUN_ID: lineage.dag_run_id,
+            tag_keys.TRAINING_CUTOFF: lineage.cutoff_day.isoformat(),
+            tag_keys.TRAIN_END: trained.train_end,
+            tag_keys.GIT_COMMIT: lineage.git_commit,
             **{f"holdout_{k}": f"{v:.6g}" for k, v in trained.metrics.items()},
         },
         description=f"Trained on data up to {lineage.cutoff_day} ({lineage.trigger_reason}).",
