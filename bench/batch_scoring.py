@@ -7,7 +7,8 @@
 Each size gets its own MLLOOP_HOME with feature partitions from the use case's generator (no
 validation), the Feast registry, and a model of the spec's estimator registered as champion. The
 measurement runs in a fresh subprocess, after imports, Feast store and model loading: the wall time
-of ``score_partition`` + ``commit_predictions`` (median of ``--repeats`` runs, as rows/s), the peak
+of the steps the scoring tasks call (:func:`mlloop.steps.scoring.score_part` + ``commit``; median
+of ``--repeats`` runs, as rows/s), the peak
 RSS while scoring (sampled every 5 ms) above the RSS before it, Arrow's memory-pool peak, and in a
 second pass the tracemalloc peak (Python and numpy allocations). Results are appended to
 ``bench/results/batch_scoring.json``.
@@ -47,10 +48,11 @@ def prepare(home: Path, use_case: str, rows: int, history_days: int) -> None:
     from mlloop.features import build_features
     from mlloop.ingestion import features_path
     from mlloop.landing import date_range, generate
-    from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client
+    from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client, record_model_checksum
     from mlloop.settings import get_settings
     from mlloop.spec import get_spec
     from mlloop.storage import Storage
+    from mlloop.tags import registration
 
     spec = get_spec(use_case)
     storage = Storage.from_url(get_settings().storage_root)
@@ -92,9 +94,9 @@ def prepare(home: Path, use_case: str, rows: int, history_days: int) -> None:
             skops_trusted_types=["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
         )
     version = str(info.registered_model_version)
-    for key, value in {"use_case": spec.name, "feature_service": spec.model.feature_service}.items():
+    for key, value in registration(spec.name, spec.model.feature_service, run.info.run_id).items():
         client.set_model_version_tag(spec.registered_model_name, version, key, value)
-    client.set_model_version_tag(spec.registered_model_name, version, "training_run_id", run.info.run_id)
+    record_model_checksum(client, spec.registered_model_name, version)  # scoring loads checked models only
     client.set_registered_model_alias(spec.registered_model_name, CHAMPION, version)
 
 
@@ -108,24 +110,22 @@ def measure(home: Path, use_case: str, chunk_rows: int | None, fetcher: str, rep
     import psutil
     import pyarrow as pa
 
-    from mlloop.feature_store import open_store
-    from mlloop.registry import CHAMPION, get_alias, load_model, mlflow_client
-    from mlloop.scoring import Lineage, commit_predictions, feast_fetcher, feature_service_for, score_partition
-    from mlloop.settings import get_settings
+    from mlloop.scoring import FeatureFetcher
+    from mlloop.services import Services
     from mlloop.spec import get_spec
-    from mlloop.storage import Storage
+    from mlloop.steps import scoring
 
     spec = get_spec(use_case)
-    storage = Storage.from_url(get_settings().storage_root)
-    ref = get_alias(mlflow_client(), spec.registered_model_name, CHAMPION)
-    assert ref is not None
-    model = load_model(ref)
+    services = Services()
+    pinned = scoring.pin_champion(services, spec, lambda: DAY, "current", "score the bench")
+    loaded = scoring.load_pinned(services, spec, pinned)
+    fetch: FeatureFetcher | None = None  # the step's own: Feast, the version's feature service
     if fetcher == "feast":
-        fetch = feast_fetcher(open_store(), feature_service_for(ref, spec))
+        services.feature_store  # noqa: B018  opening the store is not what is measured
     else:
         import pandas as pd
 
-        def fetch(entities: pd.DataFrame) -> pd.DataFrame:
+        def synthetic(entities: pd.DataFrame) -> pd.DataFrame:
             out = entities.copy()
             k = out[spec.entity.join_key].to_numpy()
             for i, name in enumerate(spec.model.numeric_features):
@@ -135,13 +135,12 @@ def measure(home: Path, use_case: str, chunk_rows: int | None, fetcher: str, rep
                 out[name] = options[k % len(options)]
             return out
 
-    lineage = Lineage.of(ref, "bench")
+        fetch = synthetic
 
     def run() -> int:
-        part = score_partition(
-            storage, spec, DAY, model=model, fetch_features=fetch, lineage=lineage, chunk_rows=chunk_rows
-        )
-        return commit_predictions(storage, spec, DAY, [part], lineage=lineage, chunk_rows=chunk_rows).rows
+        """The two steps the DAG's score_partition and commit_predictions tasks call."""
+        part = scoring.score_part(services, spec, DAY, loaded, "bench", chunk_rows=chunk_rows, fetch_features=fetch)
+        return scoring.commit(services, spec, DAY, pinned, [part], "bench", chunk_rows=chunk_rows)[0].rows
 
     run()  # warm-up: first-call imports and caches inside Feast, DuckDB, sklearn
     gc.collect()

@@ -5,9 +5,10 @@
 
 Each size gets its own MLLOOP_HOME with feature and label partitions straight from the use case's
 generator (ingestion is not what is measured), and the Feast registry. The measurement runs in a
-fresh subprocess and times each step of a training run as the DAG performs it: the point-in-time
-training set from Feast, its Great Expectations validation, fit + holdout evaluation, and logging +
-registering in MLflow (SQLite + local artifacts). Peak RSS is sampled every 5 ms (absolute, and
+fresh subprocess and times each step of a training run with the functions the DAG's tasks call
+(:mod:`mlloop.steps.training`): the point-in-time training set from Feast written to staging, its
+Great Expectations validation, and fit + holdout evaluation + logging and registering in MLflow
+(SQLite + local artifacts) as one step, as the train task runs them. Peak RSS is sampled every 5 ms (absolute, and
 above the RSS before the step). Results are appended to ``bench/results/training.json``.
 """
 
@@ -59,19 +60,16 @@ def prepare(home: Path, use_case: str, rows: int, days: int) -> dt.date:
 
 
 def measure(use_case: str, cutoff: dt.date) -> dict[str, Any]:
-    """One training run, step by step, in this (fresh) process."""
-    from mlloop.feature_store import open_store
-    from mlloop.registry import ensure_experiment, mlflow_client
-    from mlloop.settings import get_settings
+    """One training run, step by step, in this (fresh) process: the steps the DAG's tasks call."""
+    from mlloop.registry import ensure_experiment
+    from mlloop.services import Services
     from mlloop.spec import get_spec
-    from mlloop.storage import Storage
-    from mlloop.training import Lineage, fit_and_evaluate, log_and_register
-    from mlloop.training_set import build_training_set, validate_training_set
+    from mlloop.steps import RunInfo, training
 
     spec = get_spec(use_case)
-    storage = Storage.from_url(get_settings().storage_root)
-    store, client = open_store(), mlflow_client()
-    ensure_experiment(client, spec)  # creating the SQLite store (~3 s) happens once per deployment
+    services = Services()
+    services.feature_store  # noqa: B018  opening the store is not what is measured
+    ensure_experiment(services.mlflow, spec)  # creating the SQLite store (~3 s) happens once per deployment
     import great_expectations  # noqa: F401  imports are not what is measured
     import mlflow.sklearn  # noqa: F401
     import sklearn.ensemble  # noqa: F401
@@ -89,18 +87,15 @@ def measure(use_case: str, cutoff: dt.date) -> dict[str, Any]:
             "peak_above_start_mb": round(rss.peak - rss.before),
         }
 
-    step("build_training_set", lambda: build_training_set(storage, store, spec, cutoff))
-    frame = state["build_training_set"].frame
-    step("validate_training_set", lambda: validate_training_set(frame, spec, source="bench"))
-    step("fit_and_evaluate", lambda: fit_and_evaluate(spec, frame))
-    trained = state["fit_and_evaluate"]
-    lineage = Lineage(cutoff_day=cutoff, trigger_reason="bench")
-    step("log_and_register", lambda: log_and_register(client, spec, trained, frame, lineage=lineage))
+    step("build_training_set", lambda: training.build_set(services, spec, cutoff.isoformat()))
+    built = state["build_training_set"]
+    step("validate_training_set", lambda: training.validate_set(services, spec, built["path"]))
+    inputs = training.TrainInputs(built["path"], cutoff.isoformat(), "bench", validation=state["validate_training_set"])
+    step("train_and_register", lambda: training.train_and_register(services, spec, inputs, RunInfo()))
+    registered = state["train_and_register"]
     return {
-        "training_rows": len(frame),
-        "train_rows": trained.train_rows,
-        "holdout_rows": trained.holdout_rows,
-        "holdout_metrics": {k: round(v, 4) for k, v in trained.metrics.items()},
+        "training_rows": built["rows"],
+        "holdout_metrics": {k: None if v is None else round(v, 4) for k, v in registered.metrics.items()},
         "steps": steps,
         "total_seconds": round(sum(s["seconds"] for s in steps.values()), 2),
         "peak_rss_mb": max(s["peak_rss_mb"] for s in steps.values()),

@@ -30,6 +30,7 @@ from mlloop.registry import (
 )
 from mlloop.spec import UseCaseSpec
 from mlloop.storage import Storage
+from mlloop.tags import registration
 
 SMALL = {"rows_per_day": 300, "n_customers": 1500}
 
@@ -176,11 +177,7 @@ def register_champion(
         )
     version = str(info.registered_model_version)
     name = spec.registered_model_name
-    tags = {
-        "use_case": spec.name,
-        "feature_service": feature_service or spec.model.feature_service,
-        "training_run_id": run.info.run_id,
-    }
+    tags = registration(spec.name, feature_service or spec.model.feature_service, run.info.run_id)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     record_model_checksum(client, name, version)

@@ -312,13 +312,10 @@ def describe_registry(registry: dict[str, Any]) -> list[str]:
     aliases, tags = registry.get("aliases", {}), registry.get("tags", {})
     if "champion" not in aliases:
         return ["Model registry: no champion (every challenger was rejected; see the promotion runs' logs)"]
-    champion = tags.get("champion", {})
-    gate = champion.get("gate.vs_champion") or champion.get("gate.floor", "")
-    numbers = ", ".join(part for part in gate.split("; ")[1:4] if "=" in part)
-    lines = [
-        f"Champion: v{aliases['champion']} ({champion.get('gate.primary_metric', 'metric')} {numbers}; "
-        f"{champion.get('gate.window', '')})"
-    ]
+    from mlloop.tags import GateRecord
+
+    gate = GateRecord.from_tags(tags.get("champion", {}))
+    lines = [f"Champion: v{aliases['champion']} ({gate.describe() if gate else 'never gated'})"]
     if "previous-champion" in aliases:
         lines.append(f"Previous champion (rollback target): v{aliases['previous-champion']}")
     return lines

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlloop import seams
+from mlloop import tags as tag_keys
 from mlloop.registry import CHAMPION, PREVIOUS_CHAMPION, ModelNotFound, aliases, get_alias, get_version
 
 if TYPE_CHECKING:
@@ -36,18 +37,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TAG_DECISION = "promotion.decision"
-TAG_REASONS = "promotion.reasons"
-TAG_DECIDED_AT = "promotion.decided_at"
-TAG_PREVIOUS_CHAMPION = "promotion.previous_champion"
-TAG_SERVES_FROM = "champion.serves_from"
-TAG_HISTORY = "champion.history"
 CHAMPION_AT_DAY = "champion_at_day"
 CURRENT = "current"
 MODEL_POLICIES = (CHAMPION_AT_DAY, CURRENT)
 """How a scoring day picks its model: the version that was champion at the end of that day (data
 time, the default: a backfill of last month scores each day as it was served), or the champion now."""
-GATE_PREFIX = "gate."
 PROMOTED = "promoted"
 REJECTED = "rejected"
 
@@ -97,7 +91,9 @@ def set_version_tags(client: MlflowClient, model: str, version: str, tags: dict[
 def record_gate(client: MlflowClient, model: str, version: str, tags: dict[str, str]) -> None:
     """Write an evaluation's ``gate.*`` tags, removing those of an earlier evaluation of the version
     (a re-evaluated version must not keep the reasons of a gate it now passes)."""
-    stale = [k for k in get_version(client, model, version).tags if k.startswith(GATE_PREFIX) and k not in tags]
+    stale = [
+        k for k in get_version(client, model, version).tags if k.startswith(tag_keys.GATE_PREFIX) and k not in tags
+    ]
     for key in stale:
         client.delete_model_version_tag(model, version, key)
     set_version_tags(client, model, version, tags)
@@ -131,10 +127,10 @@ def champion_history(client: MlflowClient, model: str) -> list[tuple[dt.date, st
 
     tags = client.get_registered_model(model).tags or {}
     try:
-        entries = json.loads(tags.get(TAG_HISTORY) or "[]")
+        entries = json.loads(tags.get(tag_keys.HISTORY) or "[]")
         return [(dt.date.fromisoformat(e["from_day"]), str(e["version"])) for e in entries]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{model}: tag {TAG_HISTORY} is not a valid champion history ({exc})") from None
+        raise ValueError(f"{model}: tag {tag_keys.HISTORY} is not a valid champion history ({exc})") from None
 
 
 def record_serving(client: MlflowClient, model: str, version: str, from_day: dt.date) -> None:
@@ -143,8 +139,8 @@ def record_serving(client: MlflowClient, model: str, version: str, from_day: dt.
 
     entries = [{"from_day": d.isoformat(), "version": v} for d, v in champion_history(client, model)]
     entries.append({"from_day": from_day.isoformat(), "version": str(version)})
-    client.set_registered_model_tag(model, TAG_HISTORY, json.dumps(entries))
-    client.set_model_version_tag(model, version, TAG_SERVES_FROM, from_day.isoformat())
+    client.set_registered_model_tag(model, tag_keys.HISTORY, json.dumps(entries))
+    client.set_model_version_tag(model, version, tag_keys.SERVES_FROM, from_day.isoformat())
 
 
 def champion_at(history: list[tuple[dt.date, str]], day: dt.date) -> str | None:
@@ -203,9 +199,9 @@ def promote(
             model,
             version,
             {
-                TAG_DECISION: PROMOTED,
-                TAG_DECIDED_AT: _now(),
-                TAG_PREVIOUS_CHAMPION: move.previous_champion or "none",
+                tag_keys.DECISION: PROMOTED,
+                tag_keys.DECIDED_AT: _now(),
+                tag_keys.PREVIOUS_CHAMPION: move.previous_champion or "none",
                 **(tags or {}),
             },
         )
@@ -224,7 +220,7 @@ def reject(
         client,
         spec.registered_model_name,
         version,
-        {TAG_DECISION: REJECTED, TAG_REASONS: text[:4900], TAG_DECIDED_AT: _now(), **(tags or {})},
+        {tag_keys.DECISION: REJECTED, tag_keys.REASONS: text[:4900], tag_keys.DECIDED_AT: _now(), **(tags or {})},
     )
 
 
@@ -245,10 +241,10 @@ def rollback_target(client: MlflowClient, spec: UseCaseSpec, version: str | int 
         ref = get_version(client, model, target)
     except ModelNotFound as exc:
         raise RollbackRefused(str(exc)) from None
-    if ref.tags.get(TAG_DECISION) == REJECTED:
+    if ref.tags.get(tag_keys.DECISION) == REJECTED:
         raise RollbackRefused(
             f"{model} v{target} was rejected by the promotion gate "
-            f"({ref.tags.get(TAG_REASONS, 'no reason recorded')}); it must not serve. Choose another version."
+            f"({ref.tags.get(tag_keys.REASONS, 'no reason recorded')}); it must not serve. Choose another version."
         )
     return target
 

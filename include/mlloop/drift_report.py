@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlloop import layout
+from mlloop import tags as tag_keys
 from mlloop.drift import ColumnDrift, DriftVerdict, QualityCheck, decide, json_number
 from mlloop.registry import PREDICTION_COLUMN, ModelRef, ensure_experiment, load_reference_sample
 from mlloop.scoring import CLASS_COLUMN, MODEL_VERSION_COLUMN, SCORE_COLUMN, predictions_path
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUN_KIND_TAG = "run_kind"
 MONITORING = "monitoring"
 
 
@@ -400,7 +400,7 @@ def log_monitoring_run(
 
     experiment_id = ensure_experiment(client, spec)
     tags = {
-        RUN_KIND_TAG: MONITORING,
+        tag_keys.RUN_KIND: MONITORING,
         "use_case": spec.name,
         "model_name": champion.name,
         "model_version": str(champion.version),
@@ -409,7 +409,7 @@ def log_monitoring_run(
     existing = client.search_runs(
         [experiment_id],
         filter_string=" and ".join(
-            f"tags.{k} = '{tags[k]}'" for k in (RUN_KIND_TAG, "model_name", "model_version", "monitoring_day")
+            f"tags.{k} = '{tags[k]}'" for k in (tag_keys.RUN_KIND, "model_name", "model_version", "monitoring_day")
         ),
     )
     for run in existing:

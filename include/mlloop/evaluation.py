@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlloop import tags as tag_keys
 from mlloop.promotion import GateDecision, GatePolicy, Scorecard, SegmentScore, decide
 from mlloop.spec import UseCaseSpec
-from mlloop.training import TAG_FEATURE_SERVICE, TAG_TRAIN_END, TAG_TRAINING_CUTOFF
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,14 +58,14 @@ class EvaluationWindow:
 def training_cutoff(ref: ModelRef) -> dt.date | None:
     """The newest label partition a version was trained on (its ``training_cutoff`` tag), if it says."""
     try:
-        return dt.date.fromisoformat(ref.tags.get(TAG_TRAINING_CUTOFF, ""))
+        return dt.date.fromisoformat(ref.tags.get(tag_keys.TRAINING_CUTOFF, ""))
     except ValueError:
         return None
 
 
 def train_end(ref: ModelRef) -> dt.datetime | None:
     """The newest observation a version was trained on (its ``train_end`` tag), if it says."""
-    value = ref.tags.get(TAG_TRAIN_END)
+    value = ref.tags.get(tag_keys.TRAIN_END)
     if not value:
         return None
     try:
@@ -117,7 +117,7 @@ def scorecards(
     from mlloop.training import compute_threads, model_input, target
     from mlloop.training_set import LABEL_ROW, point_in_time_join
 
-    services = {ref.tags.get(TAG_FEATURE_SERVICE) or spec.model.feature_service for ref, _ in models.values()}
+    services = {ref.tags.get(tag_keys.FEATURE_SERVICE) or spec.model.feature_service for ref, _ in models.values()}
     joined: dict[str, pd.DataFrame] = {}
     for service in sorted(services):
         frame, stats = point_in_time_join(store, spec, labels, service)
@@ -132,7 +132,7 @@ def scorecards(
     metrics = list(dict.fromkeys([primary.name, *spec.model.metrics]))
     cards = {}
     for version, (ref, model) in models.items():
-        frame = joined[ref.tags.get(TAG_FEATURE_SERVICE) or spec.model.feature_service]
+        frame = joined[ref.tags.get(tag_keys.FEATURE_SERVICE) or spec.model.feature_service]
         frame = frame[frame[LABEL_ROW].isin(common)].sort_values(LABEL_ROW).reset_index(drop=True)
         columns = list(getattr(model, "feature_names_in_", spec.model.features))
         with compute_threads():
@@ -208,7 +208,7 @@ def evaluate_for_promotion(
     ends = [end for end in (train_end(ref) for ref in refs) if end is not None]
     for ref in refs:
         if train_end(ref) is None:
-            log.warning("v%s has no '%s' tag: cannot prove the window is unseen by it", ref.version, TAG_TRAIN_END)
+            log.warning("v%s has no '%s' tag: cannot prove the window is unseen by it", ref.version, tag_keys.TRAIN_END)
     labels, window = fresh_labels(storage, spec, max(ends) if ends else None, training_cutoff(challenger))
     cards = scorecards(store, spec, labels, {ref.version: (ref, load(ref)) for ref in refs})
     mine = cards[challenger.version]

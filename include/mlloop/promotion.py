@@ -35,6 +35,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from mlloop import tags as tag_keys
 from mlloop.metrics import get_metric
 
 if TYPE_CHECKING:
@@ -161,9 +162,9 @@ class GateDecision:
     def tags(self) -> dict[str, str]:
         """Model-version tags recording the gate: the decision and every gate's numbers."""
         tags = {
-            "gate.passed": str(self.passed).lower(),
-            "gate.primary_metric": self.primary_metric,
-            "gate.champion_version": self.champion_version or "none",
+            tag_keys.GATE_PASSED: str(self.passed).lower(),
+            tag_keys.GATE_PRIMARY_METRIC: self.primary_metric,
+            tag_keys.GATE_CHAMPION_VERSION: self.champion_version or "none",
         }
         for check in self.checks:
             parts = [check.status, f"challenger={_num(check.challenger)}"]
@@ -175,11 +176,11 @@ class GateDecision:
                 parts.append(f"rows={check.rows}")
             if check.note and check.status != PASS:
                 parts.append(check.note)
-            tags[f"gate.{_slug(check.name)}"] = "; ".join(parts)
+            tags[tag_keys.gate_check_key(_slug(check.name))] = tag_keys.GATE_CHECK_SEPARATOR.join(parts)
         if self.reasons:
-            tags["gate.reasons"] = "; ".join(self.reasons)[:4900]
+            tags[tag_keys.GATE_REASONS] = "; ".join(self.reasons)[: tag_keys.MAX_TEXT]
         if self.alerts:
-            tags["gate.alerts"] = "; ".join(self.alerts)[:4900]
+            tags[tag_keys.GATE_ALERTS] = "; ".join(self.alerts)[: tag_keys.MAX_TEXT]
         return tags
 
     def as_dict(self) -> dict[str, Any]:
@@ -319,42 +320,33 @@ def _versus(policy: GatePolicy, challenger: Scorecard, champion: Scorecard, must
         )
     delta = metric.better_by(challenger.primary, champion.primary)
     if must_beat:
-        if delta > TOLERANCE:
-            return GateCheck("vs champion", PASS, challenger.primary, champion.primary, delta, limit, challenger.rows)
-        return GateCheck(
-            "vs champion",
-            FAIL,
-            challenger.primary,
-            champion.primary,
-            delta,
-            limit,
-            challenger.rows,
-            note=(
-                f"{policy.primary_metric} {challenger.primary:.4f} misses the floor {_floor_limit(policy)} and does "
-                f"not beat champion v{champion.version}'s {champion.primary:.4f}, which misses it too "
-                "(promotion.min_primary_metric, promotion.when_champion_fails_floor)"
-            ),
+        passed = delta > TOLERANCE
+        note = (
+            f"{policy.primary_metric} {challenger.primary:.4f} misses the floor {_floor_limit(policy)} and does "
+            f"not beat champion v{champion.version}'s {champion.primary:.4f}, which misses it too "
+            "(promotion.min_primary_metric, promotion.when_champion_fails_floor)"
         )
-    if delta >= -allowed - TOLERANCE:
-        return GateCheck("vs champion", PASS, challenger.primary, champion.primary, delta, limit, challenger.rows)
-    tolerance = (
-        f"promotion.max_regression {policy.max_regression}"
-        if fresher
-        else f"no tolerance: it was trained on data up to {challenger.trained_until}, not newer than the "
-        f"champion's {champion.trained_until}; promotion.max_regression only applies to fresher models"
-    )
+    else:
+        passed = delta >= -allowed - TOLERANCE
+        tolerance = (
+            f"promotion.max_regression {policy.max_regression}"
+            if fresher
+            else f"no tolerance: it was trained on data up to {challenger.trained_until}, not newer than the "
+            f"champion's {champion.trained_until}; promotion.max_regression only applies to fresher models"
+        )
+        note = (
+            f"{policy.primary_metric} {challenger.primary:.4f} is {-delta:.4f} worse than champion "
+            f"v{champion.version}'s {champion.primary:.4f} ({tolerance})"
+        )
     return GateCheck(
         "vs champion",
-        FAIL,
+        PASS if passed else FAIL,
         challenger.primary,
         champion.primary,
         delta,
         limit,
         challenger.rows,
-        note=(
-            f"{policy.primary_metric} {challenger.primary:.4f} is {-delta:.4f} worse than champion "
-            f"v{champion.version}'s {champion.primary:.4f} ({tolerance})"
-        ),
+        note="" if passed else note,
     )
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlloop import tags as tag_keys
 from mlloop.settings import Settings, environment_restored, get_settings
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 PREDICTION_COLUMN = "prediction"
-TAG_MODEL_SHA256 = "mlloop.model_sha256"
-TAG_MODEL_FILES = "mlloop.model_files"
 
 
 class ModelNotFound(LookupError):
@@ -240,8 +239,8 @@ def record_model_checksum(client: MlflowClient, name: str, version: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = model_manifest(download_model(client, name, version, tmp))
     digest = manifest_digest(manifest)
-    client.set_model_version_tag(name, version, TAG_MODEL_FILES, json.dumps(manifest, sort_keys=True))
-    client.set_model_version_tag(name, version, TAG_MODEL_SHA256, digest)
+    client.set_model_version_tag(name, version, tag_keys.MODEL_FILES, json.dumps(manifest, sort_keys=True))
+    client.set_model_version_tag(name, version, tag_keys.MODEL_SHA256, digest)
     return digest
 
 
@@ -249,10 +248,10 @@ def verify_model_files(ref: ModelRef, folder: str) -> None:
     """Raise :class:`ModelIntegrityError` unless the files in ``folder`` are those registered for ``ref``."""
     import json
 
-    expected = ref.tags.get(TAG_MODEL_SHA256)
+    expected = ref.tags.get(tag_keys.MODEL_SHA256)
     if not expected:
         raise ModelIntegrityError(
-            f"{ref.name} v{ref.version} has no '{TAG_MODEL_SHA256}' tag: its files were never fingerprinted, so "
+            f"{ref.name} v{ref.version} has no '{tag_keys.MODEL_SHA256}' tag: its files were never fingerprinted, so "
             "they cannot be told apart from tampered ones and are not loaded. Retrain, or re-register it from "
             "a trusted training run (mlloop.registry.record_model_checksum)."
         )
@@ -260,7 +259,7 @@ def verify_model_files(ref: ModelRef, folder: str) -> None:
     if manifest_digest(found) == expected:
         return
     try:
-        recorded: dict[str, str] = json.loads(ref.tags.get(TAG_MODEL_FILES, "{}"))
+        recorded: dict[str, str] = json.loads(ref.tags.get(tag_keys.MODEL_FILES, "{}"))
     except ValueError:
         recorded = {}
     changed = sorted(n for n in set(found) | set(recorded) if found.get(n) != recorded.get(n)) or ["(unknown)"]

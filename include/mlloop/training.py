@@ -26,12 +26,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlloop import tags as tag_keys
 from mlloop.compute import compute_threads
 from mlloop.registry import (
     CHALLENGER,
     PREDICTION_COLUMN,
     REFERENCE_ARTIFACT,
-    TAG_MODEL_SHA256,
     ModelRef,
     ensure_experiment,
     predict_scores,
@@ -47,14 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Version tags beyond registry.py's use_case / feature_service / training_run_id.
-TAG_USE_CASE = "use_case"
-TAG_FEATURE_SERVICE = "feature_service"
-TAG_TRAINING_RUN_ID = "training_run_id"
-TAG_TRAINING_CUTOFF = "training_cutoff"
-TAG_TRAIN_END = "train_end"
-TAG_GIT_COMMIT = "git_commit"
-TAG_DAG_RUN_ID = "mlloop.dag_run_id"
+# Tag keys: mlloop.tags.
 VALIDATION_ARTIFACT = "validation/training_set_validation.json"
 FINGERPRINT_ARTIFACT = "training_set/fingerprint.json"
 MODEL_NAME = "model"
@@ -155,7 +148,7 @@ def decide_training(
         return TrainingDecision(
             train=True,
             reason="newest version has no training cutoff",
-            explanation=f"{newest} has no '{TAG_TRAINING_CUTOFF}' tag, so its data age is unknown: retraining.",
+            explanation=f"{newest} has no '{tag_keys.TRAINING_CUTOFF}' tag, so its data age is unknown: retraining.",
             latest_cutoff=latest_cutoff,
             **common,  # type: ignore[arg-type]
         )
@@ -193,7 +186,7 @@ def latest_version(client: MlflowClient, spec: UseCaseSpec) -> tuple[str | None,
     if not versions:
         return None, None
     newest = versions[0]
-    cutoff = (newest.tags or {}).get(TAG_TRAINING_CUTOFF)
+    cutoff = (newest.tags or {}).get(tag_keys.TRAINING_CUTOFF)
     try:
         return str(newest.version), dt.date.fromisoformat(cutoff) if cutoff else None
     except ValueError:
@@ -367,14 +360,14 @@ class Lineage:
 
     def tags(self) -> dict[str, str]:
         return {
-            **{f"mlloop.{k}": v for k, v in self.extra.items()},
-            "mlloop.dag_id": self.dag_id,
-            "mlloop.dag_run_id": self.dag_run_id,
-            "mlloop.data_interval_start": self.data_interval_start or "",
-            "mlloop.data_interval_end": self.data_interval_end or "",
-            "mlloop.cutoff_day": self.cutoff_day.isoformat(),
-            "mlloop.trigger_reason": self.trigger_reason,
-            "mlloop.git_commit": self.git_commit,
+            **{f"{tag_keys.LINEAGE_PREFIX}{k}": v for k, v in self.extra.items()},
+            f"{tag_keys.LINEAGE_PREFIX}dag_id": self.dag_id,
+            tag_keys.DAG_RUN_ID: self.dag_run_id,
+            f"{tag_keys.LINEAGE_PREFIX}data_interval_start": self.data_interval_start or "",
+            f"{tag_keys.LINEAGE_PREFIX}data_interval_end": self.data_interval_end or "",
+            f"{tag_keys.LINEAGE_PREFIX}cutoff_day": self.cutoff_day.isoformat(),
+            tag_keys.TRIGGER_REASON: self.trigger_reason,
+            f"{tag_keys.LINEAGE_PREFIX}git_commit": self.git_commit,
             # MLflow's own keys, so its UI shows the commit and the source.
             "mlflow.source.git.commit": self.git_commit,
             "mlflow.source.name": self.dag_id or "mlloop",
@@ -415,7 +408,7 @@ def version_of_run(client: MlflowClient, spec: UseCaseSpec, dag_run_id: str) -> 
     """The version an Airflow run of the training DAG registered already, if any."""
     quoted = dag_run_id.replace("'", "\\'")
     found = client.search_model_versions(
-        f"name = '{spec.registered_model_name}' and tags.`{TAG_DAG_RUN_ID}` = '{quoted}'",
+        f"name = '{spec.registered_model_name}' and tags.`{tag_keys.DAG_RUN_ID}` = '{quoted}'",
         order_by=["version_number DESC"],
         max_results=1,
     )
@@ -433,7 +426,7 @@ def _registered_model(client: MlflowClient, spec: UseCaseSpec) -> None:
             raise
     try:
         client.create_registered_model(
-            spec.registered_model_name, tags={TAG_USE_CASE: spec.name}, description=spec.description
+            spec.registered_model_name, tags={tag_keys.USE_CASE: spec.name}, description=spec.description
         )
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
@@ -470,7 +463,7 @@ def log_and_register(
             # A retry after a fault past registration (an MLflow outage, a killed worker): finish that
             # version instead of registering the same model twice.
             log.info("Run %s already registered %s v%s: reusing it", lineage.dag_run_id, earlier.name, earlier.version)
-            if TAG_MODEL_SHA256 not in earlier.tags:
+            if tag_keys.MODEL_SHA256 not in earlier.tags:
                 record_model_checksum(client, spec.registered_model_name, earlier.version)
             client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, earlier.version)
             return ModelRef.from_model_version(client.get_model_version(earlier.name, earlier.version))
@@ -540,13 +533,11 @@ def log_and_register(
         # A tracking server accepts a ``models:/m-...`` source only with the model id that holds it.
         model_id=info.model_id,
         tags={
-            TAG_USE_CASE: spec.name,
-            TAG_FEATURE_SERVICE: spec.model.feature_service,
-            TAG_TRAINING_RUN_ID: run_id,
-            TAG_DAG_RUN_ID: lineage.dag_run_id,
-            TAG_TRAINING_CUTOFF: lineage.cutoff_day.isoformat(),
-            TAG_TRAIN_END: trained.train_end,
-            TAG_GIT_COMMIT: lineage.git_commit,
+            **tag_keys.registration(spec.name, spec.model.feature_service, run_id),
+            tag_keys.DAG_RUN_ID: lineage.dag_run_id,
+            tag_keys.TRAINING_CUTOFF: lineage.cutoff_day.isoformat(),
+            tag_keys.TRAIN_END: trained.train_end,
+            tag_keys.GIT_COMMIT: lineage.git_commit,
             **{f"holdout_{k}": f"{v:.6g}" for k, v in trained.metrics.items()},
         },
         description=f"Trained on data up to {lineage.cutoff_day} ({lineage.trigger_reason}).",

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlloop import steps
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlloop.spec import UseCaseSpec
 
-# How far ahead a requested day may lie (a schema cannot know today's date; the first task checks).
-MAX_DAYS_AHEAD = 366
+MAX_DAYS_AHEAD = steps.MAX_DAYS_AHEAD
 
 
 def resolve_day(context: Context, day: str | None) -> dt.date:
@@ -39,16 +40,8 @@ def resolve_day(context: Context, day: str | None) -> dt.date:
 
 
 def check_day_in_range(spec: UseCaseSpec, day: dt.date, name: str = "day") -> dt.date:
-    """Refuse a requested day before the use case's start date or more than a year ahead.
-
-    The trigger form's pattern bounds the year only; this is the exact check, in the first task,
-    before any work (and before a far-future day overflows date arithmetic somewhere downstream).
-    """
-    first = spec.schedule.start_date
-    last = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=MAX_DAYS_AHEAD)
-    if not first <= day <= last:
-        raise AirflowFailException(
-            f"'{name}' {day} is outside {first} (the use case's schedule.start_date) .. {last} (a year "
-            "ahead): trigger again with a day in that range. Nothing was done."
-        )
-    return day
+    """:func:`mlloop.steps.check_day_in_range` (the rule), failing the task without retries."""
+    try:
+        return steps.check_day_in_range(spec, day, name)
+    except steps.StepFailed as exc:
+        raise AirflowFailException(str(exc)) from None

@@ -36,6 +36,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlloop import tags as tag_keys
+from mlloop.tags import GateRecord
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
@@ -146,6 +149,11 @@ def test_train_promote_reject_promote_rollback(
     def tags(version: str) -> dict[str, str]:
         return dict(client.get_model_version(name, version).tags)
 
+    def gate(version: str) -> GateRecord:
+        record = GateRecord.from_tags(tags(version))
+        assert record is not None, f"v{version} was never gated"
+        return record
+
     # Too few labels with features yet (most labels of D1..D4 are for observations before D1): green, nothing.
     states = run_dag(dagbag, training, cutoff_day=day(4).isoformat())
     assert states["__run__"] == "success" and states["build_training_set"] == "skipped"
@@ -174,14 +182,14 @@ def test_train_promote_reject_promote_rollback(
     assert {"training_set.sha256", "training_set.rows", "train_end"} <= set(run.data.params)
     artifacts = {a.path for a in client.list_artifacts(v1.run_id)}
     assert {"reference", "validation", "training_set"} <= artifacts
-    assert v1.tags["use_case"] == spec.name and v1.tags["training_run_id"] == v1.run_id
+    assert v1.tags[tag_keys.USE_CASE] == spec.name and v1.tags[tag_keys.TRAINING_RUN_ID] == v1.run_id
 
     # No champion: the floor alone decides.
     states = run_dag(dagbag, promotion)
     assert states["promote_challenger"] == "success" and states["reject_challenger"] == "skipped"
     assert aliases()["champion"] == "1"
-    assert tags("1")["promotion.decision"] == "promoted"
-    assert tags("1")["gate.passed"] == "true"
+    assert tags("1")[tag_keys.DECISION] == "promoted"
+    assert gate("1").passed
 
     # The newest model is one day old and nobody asked: a green run that trains nothing.
     states = run_dag(dagbag, training, cutoff_day=day(12).isoformat())
@@ -196,22 +204,22 @@ def test_train_promote_reject_promote_rollback(
     assert states["__run__"] == "success"
     assert states["reject_challenger"] == "success" and states["promote_challenger"] == "skipped"
     assert aliases()["champion"] == "1"
-    assert tags(degraded)["promotion.decision"] == "rejected"
-    assert "roc_auc" in tags(degraded)["promotion.reasons"]
-    assert tags(degraded)["gate.champion_version"] == "1"
+    assert tags(degraded)[tag_keys.DECISION] == "rejected"
+    assert "roc_auc" in tags(degraded)[tag_keys.REASONS]
+    assert gate(degraded).champion_version == "1"
 
     # A better model (more data), trained on request, is promoted; v1 stays addressable.
     states = run_dag(dagbag, training, cutoff_day=day(16).isoformat(), reason="test: more data")
     assert states["train_and_register"] == "success"
     better = versions()[-1]
     assert better == "3"
-    assert client.get_run(client.get_model_version(name, better).run_id).data.tags["mlloop.trigger_reason"] == (
+    assert client.get_run(client.get_model_version(name, better).run_id).data.tags[tag_keys.TRIGGER_REASON] == (
         "test: more data"
     )
     states = run_dag(dagbag, promotion)
-    assert states["promote_challenger"] == "success", tags(better).get("gate.reasons")
+    assert states["promote_challenger"] == "success", gate(better).reasons
     assert aliases() == {"champion": better, "previous-champion": "1", "challenger": better}
-    assert tags(better)["gate.vs_champion"].startswith("pass")
+    assert gate(better).checks["vs_champion"].status == "pass"
 
     # Rollback to the previous champion, and the rejected version cannot be restored.
     states = run_dag(dagbag, rollback)

@@ -13,12 +13,12 @@ import pytest
 from loop_fixtures import SMALL, labelled_frame, register_champion, write_clean_features
 from mlloop.landing import date_range
 from mlloop.registry import (
-    TAG_MODEL_SHA256,
     ModelIntegrityError,
     get_version,
     load_model,
     mlflow_client,
 )
+from mlloop.tags import MODEL_SHA256
 
 DAYS = date_range(dt.date(2026, 11, 1), dt.date(2026, 11, 4))
 
@@ -45,7 +45,7 @@ def artifact_folder(ref: Any) -> Path:
 
 
 def test_a_registered_version_carries_its_checksum_and_loads(version) -> None:  # type: ignore[no-untyped-def]
-    assert len(version.tags[TAG_MODEL_SHA256]) == 64
+    assert len(version.tags[MODEL_SHA256]) == 64
     model = load_model(version)
     assert hasattr(model, "predict_proba")
 
@@ -80,7 +80,7 @@ def test_a_swapped_in_pickle_is_refused_before_it_runs(version, tmp_path) -> Non
 
 def test_a_version_without_a_checksum_is_not_loaded(version) -> None:  # type: ignore[no-untyped-def]
     client = mlflow_client()
-    client.delete_model_version_tag(version.name, version.version, TAG_MODEL_SHA256)
+    client.delete_model_version_tag(version.name, version.version, MODEL_SHA256)
     with pytest.raises(ModelIntegrityError, match="never fingerprinted"):
         load_model(get_version(client, version.name, version.version))
 

@@ -218,3 +218,30 @@ def test_a_champion_above_the_floor_raises_no_alert() -> None:
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="when_champion_fails_floor must be one of"):
         replace(CEILING_50, when_champion_fails_floor="promote")
+
+
+def test_the_recorded_gate_reads_back_as_a_typed_record() -> None:
+    """What the demo summary and tests read: the tags a gate leaves, through :class:`mlloop.tags.GateRecord`."""
+    from mlloop.evaluation import Evaluation, EvaluationWindow
+    from mlloop.steps import RunInfo
+    from mlloop.steps.promotion import gate_tags
+    from mlloop.tags import GateRecord
+
+    decision = decide(AUC, card("2", 0.765, SEGMENTS), card("1", 0.78, SEGMENTS))
+    window = EvaluationWindow(dt.date(2026, 3, 1), dt.date(2026, 3, 2), 480, None)
+    evaluation = Evaluation(window=window, decision=decision, cards={})
+    record = GateRecord.from_tags(gate_tags(evaluation, RunInfo("credit_risk__promotion", "manual__1")))
+    assert record is not None
+    assert not record.passed and record.champion_version == "1" and record.primary_metric == "roc_auc"
+    vs = record.checks["vs_champion"]
+    assert vs.status == "fail"
+    assert vs.numbers == {"challenger": "0.7650", "champion": "0.7800", "better_by": "-0.0150", "rows": "1000"}
+    assert {name for name in record.checks if name.startswith("segment")} == {
+        "segment_employment_type.salaried",
+        "segment_employment_type.self_employed",
+        "segment_employment_type.unemployed",
+    }
+    assert "worse than champion v1" in record.reasons
+    assert record.window == window.describe()
+    assert record.describe().startswith("roc_auc challenger=0.7650, champion=0.7800, better_by=-0.0150; ")
+    assert GateRecord.from_tags({"promotion.decision": "promoted"}) is None  # never gated (registered by hand)

@@ -1,10 +1,10 @@
 """Seeded trials of degraded challengers against a real champion: the champion never moves to a worse
 version.
 
-Everything is real: feature partitions, the Feast point-in-time training set, the project's training
-code (:func:`~mlloop.training.fit_and_evaluate`, :func:`~mlloop.training.log_and_register`), the
-re-scoring of both versions on the same fresh window (:func:`~mlloop.evaluation.evaluate_for_promotion`)
-and the alias moves (:mod:`mlloop.champion`), wired as the promotion DAG wires them. The challengers are
+Everything is real: feature partitions, the Feast point-in-time training set, and the steps the
+training and promotion DAGs' tasks call (:mod:`mlloop.steps.training`: train and register;
+:mod:`mlloop.steps.promotion`: re-score both versions on the same fresh window, decide, then promote
+with compare-and-set or reject). The challengers are
 degraded three ways, each with several seeds:
 
 * **shuffled labels**: the training labels permuted (no signal left);
@@ -27,12 +27,13 @@ import pandas as pd
 import pytest
 
 from loop_fixtures import write_clean_features
-from mlloop.champion import current_champion, promote, reject
-from mlloop.evaluation import evaluate_for_promotion
+from mlloop import tags as tag_keys
+from mlloop.champion import current_champion
 from mlloop.features import build_features
 from mlloop.landing import date_range, generate
-from mlloop.registry import get_version, mlflow_client
-from mlloop.training import Lineage, fit_and_evaluate, log_and_register
+from mlloop.registry import get_version
+from mlloop.services import Services
+from mlloop.steps import RunInfo, promotion, training
 from mlloop.training_set import build_training_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -78,24 +79,27 @@ def test_degraded_challengers_never_replace_the_champion(storage, spec, feast_re
     from mlloop.feature_store import open_store
 
     write_clean_features(storage, spec, DAYS)
-    store, client = open_store(), mlflow_client()
+    services = Services.of(storage=storage, feature_store=open_store())
+    store, client = services.feature_store, services.mlflow
     model = spec.registered_model_name
     tolerance = spec.promotion.max_regression
+    run = RunInfo(dag_id="test_promotion_trials", run_id="trials")
 
     def register(frame: pd.DataFrame, why: str, cutoff: dt.date = CUTOFF) -> Any:
-        trained = fit_and_evaluate(spec, frame)
-        return log_and_register(client, spec, trained, frame, lineage=Lineage(cutoff_day=cutoff, trigger_reason=why))
+        """What the training DAG's train task does, on a (degraded) training set written to staging."""
+        path = storage.write_frame(frame, training.training_set_path(storage, spec, cutoff))
+        registered = training.train_and_register(services, spec, training.TrainInputs(path, cutoff, why), run)
+        return get_version(client, model, registered.version)
 
     def gate(challenger: Any) -> tuple[Any, str | None]:
-        """What the promotion DAG does: re-score both, decide, then promote (compare-and-set) or reject."""
-        before = current_champion(client, model)
-        champion = get_version(client, model, before) if before else None
-        evaluation = evaluate_for_promotion(storage, store, spec, challenger, champion)
-        if evaluation.decision.passed:
-            promote(client, spec, challenger.version, expected_champion=before)
+        """What the promotion DAG's tasks do: evaluate, then promote (compare-and-set) or reject."""
+        outcome = promotion.evaluate_challenger(services, spec, run, challenger.version)
+        evaluated = outcome.as_dict(spec)
+        if outcome.passed:
+            promotion.promote_challenger(services, spec, run, evaluated, "this test")
         else:
-            reject(client, spec, challenger.version, evaluation.decision.reasons)
-        return evaluation, before
+            promotion.reject_challenger(services, spec, run, evaluated)
+        return outcome.evaluation, outcome.champion
 
     training_set = build_training_set(storage, store, spec, CUTOFF).frame
     first, _ = gate(register(training_set, "the first model"))
@@ -127,7 +131,7 @@ def test_degraded_challengers_never_replace_the_champion(storage, spec, feast_re
     assert current_champion(client, model) == "1", outcomes
     assert all(not passed for *_, passed, _ in outcomes), outcomes
     tags = {str(mv.version): mv.tags for mv in client.search_model_versions(f"name = '{model}'")}
-    assert [tags[str(v)]["promotion.decision"] for v in range(2, 2 + len(trials))] == ["rejected"] * len(trials)
+    assert [tags[str(v)][tag_keys.DECISION] for v in range(2, 2 + len(trials))] == ["rejected"] * len(trials)
 
     # The control: a sound model on more recent data still passes the gate.
     control, before = gate(register(build_training_set(storage, store, spec, DAYS[14]).frame, "control", DAYS[14]))

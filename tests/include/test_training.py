@@ -207,7 +207,8 @@ def test_a_retry_after_a_fault_past_registration_registers_no_duplicate(
     """MLflow fails right after the version was created (its checksum could not be recorded): the
     retried task of the same Airflow run finishes that version instead of registering another."""
     import mlloop.training
-    from mlloop.registry import TAG_MODEL_SHA256, load_model, mlflow_client
+    from mlloop.registry import load_model, mlflow_client
+    from mlloop.tags import MODEL_SHA256
     from mlloop.training import Lineage, log_and_register
 
     frame = labelled(spec, days=5, rows_per_day=300)
@@ -227,7 +228,7 @@ def test_a_retry_after_a_fault_past_registration_registers_no_duplicate(
     versions = client.search_model_versions(f"name = '{spec.registered_model_name}'")
     assert [str(v.version) for v in versions] == [retried.version] == ["1"]
     assert client.get_registered_model(spec.registered_model_name).aliases == {"challenger": 1}
-    assert len(retried.tags[TAG_MODEL_SHA256]) == 64
+    assert len(retried.tags[MODEL_SHA256]) == 64
     load_model(retried)
     other_run = Lineage(cutoff_day=D1, trigger_reason="unit test", dag_id="d", dag_run_id="scheduled__2026-03-02")
     assert log_and_register(client, spec, trained, frame, lineage=other_run).version == "2"

@@ -1,18 +1,14 @@
-"""The MLflow tracking server and model registry of the project, opened once per task."""
+"""The MLflow login of a task process, from an Airflow connection: the one MLflow concern that needs Airflow.
+
+The client itself is core-owned (:mod:`mlloop.services`, :func:`mlloop.registry.mlflow_client`)."""
 
 from __future__ import annotations
 
 import os
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from mlloop.settings import get_settings
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
 
 CONN_ID_ENV = "MLLOOP_MLFLOW_CONN_ID"
 USERNAME_ENV, PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
@@ -41,26 +37,3 @@ def apply_mlflow_credentials() -> None:
     password = os.environ.get(PASSWORD_ENV, "")
     if password:
         mask_secret(password, PASSWORD_ENV)
-
-
-class MlflowHook(BaseHook):
-    """An :class:`mlflow.MlflowClient` on ``MLFLOW_TRACKING_URI`` (SQLite under ``MLLOOP_HOME`` by default).
-
-    The URI is also made MLflow's process default, so ``mlflow.start_run`` / ``log_model`` inside
-    the same task write to the same store. MLflow is imported here, at execute time.
-    """
-
-    hook_name = "MLflow tracking and registry"
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-
-    @cached_property
-    def client(self) -> MlflowClient:
-        from mlloop.registry import mlflow_client
-
-        apply_mlflow_credentials()
-        return mlflow_client()
-
-    def get_conn(self) -> MlflowClient:
-        return self.client

@@ -1,4 +1,5 @@
-"""What every use-case operator shares: the spec lookup, the day to work on, the storage hook."""
+"""What every use-case operator shares: the spec, the day to work on, the services its step uses,
+and the translation of a step's outcome (failed, skipped, an outage) into Airflow's terms."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from mlloop_airflow.hooks.mlflow import apply_mlflow_credentials
 from mlloop_airflow.hooks.storage import StorageHook
@@ -18,11 +19,15 @@ from mlloop_airflow.intervals import check_day_in_range, resolve_day
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlloop.services import Services
     from mlloop.spec import UseCaseSpec
+    from mlloop.steps import RunInfo
 
 
 def explaining_outages(execute: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap ``execute`` so an outage of MLflow, the online store or storage fails the try with one
+    """Wrap ``execute`` so a step's :class:`mlloop.steps.StepFailed` fails the task without retries
+    and its :class:`mlloop.steps.StepSkipped` skips it, both with the step's one-line message; and so
+    an outage of MLflow, the online store or storage fails the try with one
     actionable message (:class:`mlloop.outages.ServiceUnavailable`: retried with backoff) instead of
     a library's stack of connection errors. Other exceptions pass unchanged. MLflow's login is applied
     (and its password masked) first: :func:`mlloop_airflow.hooks.mlflow.apply_mlflow_credentials`."""
@@ -35,6 +40,12 @@ def explaining_outages(execute: Callable[..., Any]) -> Callable[..., Any]:
         except AirflowException:
             raise
         except Exception as exc:
+            from mlloop.steps import StepFailed, StepSkipped
+
+            if isinstance(exc, StepFailed):
+                raise AirflowFailException(str(exc)) from None
+            if isinstance(exc, StepSkipped):
+                raise AirflowSkipException(str(exc)) from None
             from mlloop.outages import ServiceUnavailable, explain_outage
 
             message = explain_outage(exc)
@@ -76,8 +87,25 @@ class UseCaseOperator(BaseOperator):
         return get_spec(self.use_case)
 
     @cached_property
-    def storage_hook(self) -> StorageHook:
-        return StorageHook()
+    def services(self) -> Services:
+        """Storage, MLflow and Feast for this task's step, each opened on first use (one I/O model:
+        :mod:`mlloop.services`). Only the storage root comes through Airflow: its connection's
+        filesystem (:class:`~mlloop_airflow.hooks.storage.StorageHook`)."""
+        from mlloop.services import Services
+
+        return Services(open_storage=lambda: StorageHook().storage)
+
+    def run_info(self, context: Context) -> RunInfo:
+        """Which DAG run takes the step, for the tags and lineage it records."""
+        from mlloop.steps import RunInfo
+
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        return RunInfo(
+            dag_id=str(getattr(context.get("dag"), "dag_id", "")),
+            run_id=str(context.get("run_id") or ""),
+            data_interval_start=start.isoformat() if start else None,
+            data_interval_end=end.isoformat() if end else None,
+        )
 
     def resolve_day(self, context: Context) -> dt.date:
         day = resolve_day(context, self.day)

@@ -20,9 +20,6 @@ class BuildFeaturesOperator(UseCaseOperator):
     ui_color = "#d9ecf4"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.ingestion import write_feature_partition
+        from mlloop.steps import ingestion
 
-        day = self.resolve_day(context)
-        path, rows = write_feature_partition(self.storage_hook.storage, self.spec, day)
-        self.log.info("Wrote %d feature rows for %s to %s", rows, day, path)
-        return {"path": path, "rows": rows, "day": day.isoformat()}
+        return ingestion.build_features(self.services, self.spec, self.resolve_day(context), self.log)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from mlloop_airflow.hooks.feature_store import FeastHook
 from mlloop_airflow.operators.base import UseCaseOperator
 from mlloop_airflow.pools import FEAST_REGISTRY_POOL
 
@@ -36,28 +34,10 @@ class FeastMaterializeOperator(UseCaseOperator):
         super().__init__(**kwargs)
         self.feature_views = feature_views
 
-    @cached_property
-    def feast_hook(self) -> FeastHook:
-        return FeastHook()
-
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.feature_store import materialize_interval
-        from mlloop.ingestion import day_bounds
+        from mlloop.steps import ingestion
 
         day = self.resolve_day(context)
-        # The offline partitions live under the storage root: if it is unreachable, say so, rather
-        # than let Feast materialize "no rows" from a folder that is not there.
-        self.storage_hook.storage.check_available()
-        views = list(self.feature_views or [self.spec.features.feature_view])
-        start, end = day_bounds(day)
-        self.log.info("Materializing %s for %s into the online store", views, day)
-        window = materialize_interval(self.feast_hook.store, views, start, end)
-        self.log.info("%s", window.describe())
-        result = {
-            "day": day.isoformat(),
-            "feature_views": views,
-            "start": window.start.isoformat(),
-            "end": window.end.isoformat(),
-        }
+        result = ingestion.materialize(self.services, self.spec, day, self.feature_views, self.log)
         self.set_outlet_extra(context, result)
         return result

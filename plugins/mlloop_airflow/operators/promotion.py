@@ -1,23 +1,15 @@
 """Promotion and rollback operators: gate the challenger, move alias ``champion``, or move it back.
 
-The gate's policy is the pure :func:`mlloop.promotion.decide`; the re-scoring of both models is
-:mod:`mlloop.evaluation`; alias moves are :mod:`mlloop.champion` (they refuse to overwrite a champion
-that changed since the decision). A rejected challenger is a decision: the run stays green and the
-log shows the gate table.
+The work is :mod:`mlloop.steps.promotion` (the gate, the race rule, the alias moves); these
+operators read their templated inputs, branch, alert and link. A rejected challenger is a
+decision: the run stays green and the log shows the gate table.
 """
 
 from __future__ import annotations
 
-import ast
-import datetime as dt
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-from mlloop_airflow.hooks.feature_store import FeastHook
-from mlloop_airflow.hooks.mlflow import MlflowHook
 from mlloop_airflow.links import LinkedOperatorMixin, ModelVersionLink
 from mlloop_airflow.operators.base import UseCaseOperator
 from mlloop_airflow.operators.branching import BranchWithResultMixIn
@@ -26,83 +18,11 @@ from mlloop_airflow.pools import CHAMPION_POOL
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlloop.evaluation import Evaluation
     from mlloop.promotion import GateDecision
-    from mlloop.registry import ModelRef
-
-
-def _is_set(value: Any) -> bool:
-    return value not in (None, "", "None", "null")
-
-
-def as_mapping(value: Any, what: str) -> dict[str, Any]:
-    """A dict from a templated field: a dict with native rendering, else its rendered text."""
-    if isinstance(value, dict):
-        return value
-    try:
-        parsed = ast.literal_eval(str(value))
-    except (ValueError, SyntaxError):
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise AirflowFailException(f"'{what}' must be a mapping, got {str(value)[:200]!r}")
-    return parsed
-
-
-def _version(value: Any, what: str) -> str:
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise AirflowFailException(f"'{what}' must be a model version number, got {value!r}") from None
-    if number < 1:
-        raise AirflowFailException(f"'{what}' must be a model version number >= 1, got {value!r}")
-    return str(number)
 
 
 class _RegistryOperator(LinkedOperatorMixin, UseCaseOperator):
     operator_extra_links = (ModelVersionLink(),)
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        return MlflowHook()
-
-    def run_tags(self, context: Context, prefix: str) -> dict[str, str]:
-        return {f"{prefix}.dag_id": context["dag"].dag_id, f"{prefix}.dag_run_id": context["run_id"]}
-
-    @cached_property
-    def feast_hook(self) -> FeastHook:
-        return FeastHook()
-
-    def run_gate(self, context: Context, challenger: ModelRef, champion: ModelRef | None) -> Evaluation:
-        """Re-score both versions on the same fresh window, log the gate table, record it as tags."""
-        from mlloop.champion import record_gate
-        from mlloop.evaluation import NotEvaluable, evaluate_for_promotion
-        from mlloop.registry import ModelIntegrityError
-
-        model, version = challenger.name, challenger.version
-        try:
-            evaluation = evaluate_for_promotion(
-                self.storage_hook.storage, self.feast_hook.store, self.spec, challenger, champion
-            )
-        except NotEvaluable as exc:
-            raise AirflowFailException(
-                f"cannot evaluate {model} v{version}: {exc}. The champion is unchanged. Clear this task once "
-                "newer labels have been ingested (or trigger with another version)."
-            ) from None
-        except ModelIntegrityError as exc:
-            raise AirflowFailException(f"refusing to evaluate {model} v{version}: {exc}") from None
-        self.log.info("\n%s", evaluation.table(self.spec))
-        record_gate(
-            self.mlflow_hook.client,
-            model,
-            version,
-            {
-                **evaluation.decision.tags(),
-                "gate.window": evaluation.window.describe(),
-                "gate.evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                **self.run_tags(context, "gate"),
-            },
-        )
-        return evaluation
 
 
 class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
@@ -135,63 +55,20 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         self.promote_task_id = promote_task_id
         self.reject_task_id = reject_task_id
 
-    def resolve_version(self, context: Context) -> tuple[str | None, str]:
-        """(version, where it came from)."""
-        from mlloop.registry import CHALLENGER, get_alias
-
-        if _is_set(self.version):
-            return _version(self.version, "version"), "the version parameter"
-        events = [e["version"] for e in self.triggering_asset_extras(context) if _is_set(e.get("version"))]
-        if events:
-            return max((_version(v, "version in the asset event") for v in events), key=int), "the challenger event"
-        ref = get_alias(self.mlflow_hook.client, self.spec.registered_model_name, CHALLENGER)
-        return (ref.version, "alias challenger") if ref else (None, "nowhere: no alias challenger")
-
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.registry import CHAMPION, ModelNotFound, get_alias, get_version
+        from mlloop.steps import promotion
 
-        client, model = self.mlflow_hook.client, self.spec.registered_model_name
-        version, source = self.resolve_version(context)
-        champion = get_alias(client, model, CHAMPION)
-        outcome: dict[str, Any] = {"version": version, "champion": champion.version if champion else None}
-        if version is None:
-            self.log.info("Nothing to evaluate: %s has no challenger (version from %s).", model, source)
-            return self.branch_with_result(context, None, {**outcome, "evaluated": False, "reasons": ["no challenger"]})
-        if champion is not None and champion.version == version:
-            self.log.info("%s v%s (from %s) already is the champion; nothing to decide.", model, version, source)
-            return self.branch_with_result(
-                context, None, {**outcome, "evaluated": False, "reasons": ["already champion"]}
-            )
-        try:
-            challenger = get_version(client, model, version)
-        except ModelNotFound as exc:
-            raise AirflowFailException(f"{exc} (version from {source})") from None
-        self.link_to_model_version(model, version)
-
-        self.log.info(
-            "Evaluating %s v%s (from %s) against %s",
-            model,
-            version,
-            source,
-            f"champion v{champion.version}" if champion else "no champion (the floor alone decides)",
+        events = [e.get("version") for e in self.triggering_asset_extras(context)]
+        outcome = promotion.evaluate_challenger(
+            self.services, self.spec, self.run_info(context), self.version, events, self.log
         )
-        evaluation = self.run_gate(context, challenger, champion)
-        decision = evaluation.decision
-        table = evaluation.table(self.spec)
-        result = {
-            **outcome,
-            "evaluated": True,
-            "passed": decision.passed,
-            "reasons": decision.reasons,
-            "alerts": decision.alerts,
-            "window": evaluation.window.as_dict(),
-            "table": table,
-        }
-        if decision.alerts:
-            self.raise_alerts(context, decision)
-        return self.branch_with_result(
-            context, self.promote_task_id if decision.passed else self.reject_task_id, result
-        )
+        result = outcome.as_dict(self.spec)
+        if outcome.decision is None:
+            return self.branch_with_result(context, None, result)
+        self.link_to_model_version(self.spec.registered_model_name, str(outcome.version))
+        if outcome.decision.alerts:
+            self.raise_alerts(context, outcome.decision)
+        return self.branch_with_result(context, self.promote_task_id if outcome.passed else self.reject_task_id, result)
 
     def raise_alerts(self, context: Context, decision: GateDecision) -> None:
         """The champion fails the floor: a WARNING in this log, and (unless the spec says ``keep``) an
@@ -249,56 +126,12 @@ class PromoteChallengerOperator(_RegistryOperator):
         self.evaluation = evaluation
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.champion import ChampionChanged, current_champion, promote, reject, serving_day
-        from mlloop.registry import CHAMPION, get_alias, get_version
-        from mlloop.training import TAG_TRAINING_CUTOFF
+        from mlloop.steps import promotion
 
-        evaluation = as_mapping(self.evaluation, "evaluation")
-        version, evaluated_against = str(evaluation["version"]), evaluation.get("champion")
-        expected = str(evaluated_against) if evaluated_against else None
-        client, model = self.mlflow_hook.client, self.spec.registered_model_name
-        current = current_champion(client, model)
-        if current not in (expected, version):
-            self.log.warning(
-                "The champion moved from %s to v%s since v%s was evaluated (another promotion or a rollback "
-                "held pool %s first): re-running the gate against the current champion.",
-                f"v{expected}" if expected else "none",
-                current,
-                version,
-                CHAMPION_POOL,
-            )
-            again = self.run_gate(context, get_version(client, model, version), get_alias(client, model, CHAMPION))
-            if not again.decision.passed:
-                reject(client, self.spec, version, again.decision.reasons, tags=self.run_tags(context, "promotion"))
-                raise AirflowSkipException(
-                    f"REJECTED on re-evaluation (a decision, not a failure): {model} v{version} does not beat the "
-                    f"current champion v{current}: {'; '.join(again.decision.reasons)}. Champion stays v{current}."
-                )
-            expected = current
-        self.log.info(
-            "Promoting %s v%s (gate passed against %s)", model, version, f"v{expected}" if expected else "none"
+        move = promotion.promote_challenger(
+            self.services, self.spec, self.run_info(context), self.evaluation, f"pool {CHAMPION_POOL}", self.log
         )
-        serves_from = serving_day(get_version(client, model, version).tags.get(TAG_TRAINING_CUTOFF))
-        try:
-            move = promote(
-                client,
-                self.spec,
-                version,
-                expected_champion=expected,
-                tags=self.run_tags(context, "promotion"),
-                serves_from=serves_from,
-            )
-        except ChampionChanged as exc:
-            raise AirflowFailException(
-                f"{exc} Something outside pool {CHAMPION_POOL} moves aliases (a script, another Airflow "
-                f"deployment on the same registry?): stop it, then clear task evaluate_challenger."
-            ) from None
-        self.link_to_model_version(model, move.champion)
-        self.log.info(
-            "PROMOTED: %s; serves scoring days from %s on (data time: the day after its training cutoff)",
-            move.describe(),
-            serves_from or "unknown (no training cutoff tag)",
-        )
+        self.link_to_model_version(self.spec.registered_model_name, move.champion)
         self.set_outlet_extra(context, {"version": move.champion, "previous_champion": move.previous_champion})
         return move.as_dict()
 
@@ -317,21 +150,13 @@ class RejectChallengerOperator(_RegistryOperator):
         self.evaluation = evaluation
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.champion import reject
+        from mlloop.steps import promotion
 
-        evaluation = as_mapping(self.evaluation, "evaluation")
-        version, champion = str(evaluation["version"]), evaluation.get("champion")
-        reasons = list(evaluation.get("reasons") or ["the promotion gate failed"])
-        reject(self.mlflow_hook.client, self.spec, version, reasons, tags=self.run_tags(context, "promotion"))
-        self.link_to_model_version(self.spec.registered_model_name, version)
-        self.log.info(
-            "REJECTED (a decision, not a failure): %s v%s stays out of service; champion remains %s. Why: %s",
-            self.spec.registered_model_name,
-            version,
-            f"v{champion}" if champion else "unset",
-            "; ".join(reasons),
+        result = promotion.reject_challenger(
+            self.services, self.spec, self.run_info(context), self.evaluation, self.log
         )
-        return {"version": version, "champion": champion, "reasons": reasons}
+        self.link_to_model_version(self.spec.registered_model_name, result["version"])
+        return result
 
 
 class RollbackChampionOperator(_RegistryOperator):
@@ -354,25 +179,11 @@ class RollbackChampionOperator(_RegistryOperator):
         self.reason = reason
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.champion import ChampionChanged, RollbackRefused, rollback
+        from mlloop.steps import promotion
 
-        version = _version(self.version, "version") if _is_set(self.version) else None
-        model = self.spec.registered_model_name
-        self.log.info("Rolling %s back to %s", model, f"v{version}" if version else "alias previous-champion")
-        tags = self.run_tags(context, "rollback")
-        if _is_set(self.reason):
-            tags["rollback.reason"] = str(self.reason)
-        from mlloop.training_set import feature_days
-
-        ingested = feature_days(self.storage_hook.storage, self.spec)
-        serves_from = max(ingested) + dt.timedelta(days=1) if ingested else None
-        try:
-            move = rollback(self.mlflow_hook.client, self.spec, version, tags=tags, serves_from=serves_from)
-        except (RollbackRefused, ChampionChanged) as exc:
-            raise AirflowFailException(f"rollback refused: {exc}") from None
-        self.link_to_model_version(model, move.champion)
-        self.log.info("ROLLED BACK: %s", move.describe())
-        self.set_outlet_extra(
-            context, {"version": move.champion, "previous_champion": move.previous_champion, "rollback": True}
-        )
+        run = self.run_info(context)
+        move = promotion.rollback_champion(self.services, self.spec, run, self.version, self.reason, self.log)
+        self.link_to_model_version(self.spec.registered_model_name, move.champion)
+        extra = {"version": move.champion, "previous_champion": move.previous_champion, "rollback": True}
+        self.set_outlet_extra(context, extra)
         return move.as_dict()

@@ -1,45 +1,17 @@
-"""Batch scoring operators: score one part of a day, then publish all parts at once."""
+"""Batch scoring operators: score one part of a day, then publish all parts at once.
+
+The work is :mod:`mlloop.steps.scoring`; these operators read their inputs and set the outlet.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
-from mlloop_airflow.hooks.feature_store import FeastHook
 from mlloop_airflow.operators.base import UseCaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from mlflow import MlflowClient
-
-    from mlloop.registry import ModelRef
-
-
-class _PinnedModelMixin:
-    """Shared by the scoring operators: the MLflow client and the pinned version from XCom."""
-
-    champion: dict[str, Any]
-
-    @cached_property
-    def mlflow_client(self) -> MlflowClient:
-        from mlloop.registry import mlflow_client
-
-        return mlflow_client()
-
-    def pinned_ref(self) -> ModelRef:
-        from mlloop.registry import ModelNotFound, get_version
-
-        try:
-            return get_version(self.mlflow_client, self.champion["name"], self.champion["version"])
-        except ModelNotFound as exc:
-            raise AirflowFailException(
-                f"{exc}: the version pinned at the start of this run was deleted. Rerun the whole DAG run "
-                "(clear resolve_champion) to pin the current champion."
-            ) from None
 
 
 class PlanScoringPartsOperator(UseCaseOperator):
@@ -61,25 +33,12 @@ class PlanScoringPartsOperator(UseCaseOperator):
         self.partitions = partitions
 
     def execute(self, context: Context) -> list[dict[str, int]]:
-        from mlloop.scoring import plan_parts
+        from mlloop.steps import scoring
 
-        try:
-            parts = plan_parts(self.spec, self.partitions)
-        except ValueError as exc:
-            raise AirflowFailException(f"Cannot split the day: {exc}") from None
-        source = "this run's 'partitions' parameter" if self.partitions not in (None, "", "None") else "the spec"
-        self.log.info(
-            "Scoring %s for %s in %d part(s) (from %s, %d row(s) per chunk)",
-            self.spec.name,
-            self.resolve_day(context),
-            len(parts),
-            source,
-            self.spec.scoring.chunk_rows,
-        )
-        return parts
+        return scoring.plan(self.spec, self.resolve_day(context), self.partitions, self.log)
 
 
-class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
+class ScorePartitionOperator(UseCaseOperator):
     """Score part ``partition`` of ``partitions`` of the day's entities with the pinned model version.
 
     Entity rows (join key + event timestamp of the day's feature partition) are split by a stable
@@ -113,56 +72,20 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
         self.partitions = partitions
         self.chunk_rows = chunk_rows
 
-    @cached_property
-    def feast_hook(self) -> FeastHook:
-        return FeastHook()
-
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.registry import ModelIntegrityError, load_model
-        from mlloop.scoring import Lineage, ScoringError, feast_fetcher, feature_service_for, score_partition
+        from mlloop.steps import scoring
 
         day = self.resolve_day(context)
-        part, parts = int(self.partition), int(self.partitions)
-        ref = self.pinned_ref()
-        service = feature_service_for(ref, self.spec)
-        chunk_rows = self.chunk_rows or self.spec.scoring.chunk_rows
-        self.log.info(
-            "Scoring part %d/%d of %s for %s with %s v%s, features from Feast service '%s', %d rows per chunk",
-            part,
-            parts,
-            self.spec.name,
+        result = scoring.score_part(
+            self.services,
+            self.spec,
             day,
-            ref.name,
-            ref.version,
-            service,
-            chunk_rows,
-        )
-        try:
-            model = load_model(ref, self.mlflow_client)
-        except ModelIntegrityError as exc:
-            raise AirflowFailException(f"Refusing to score with {ref.name} v{ref.version}: {exc}") from None
-        try:
-            result = score_partition(
-                self.storage_hook.storage,
-                self.spec,
-                day,
-                model=model,
-                fetch_features=feast_fetcher(self.feast_hook.store, service),
-                lineage=Lineage.of(ref, context["run_id"]),
-                partition=part,
-                partitions=parts,
-                chunk_rows=chunk_rows,
-            )
-        except ScoringError as exc:
-            raise AirflowFailException(str(exc)) from None
-        rate = result.rows_out / result.seconds if result.seconds else 0.0
-        self.log.info(
-            "Scored %d rows in %d chunk(s) in %.1f s (%.0f rows/s) into staging %s",
-            result.rows_out,
-            result.chunks,
-            result.seconds,
-            rate,
-            result.path,
+            scoring.load_pinned(self.services, self.spec, self.champion),
+            context["run_id"],
+            partition=int(self.partition),
+            partitions=int(self.partitions),
+            chunk_rows=self.chunk_rows,
+            log=self.log,
         )
         return result.as_dict()
 
@@ -190,49 +113,15 @@ class CommitPredictionsOperator(UseCaseOperator):
         self.parts = parts
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.scoring import (
-            Lineage,
-            PartResult,
-            PredictionValidationError,
-            commit_predictions,
-            model_choice_path,
-        )
+        from mlloop.scoring import PartResult
+        from mlloop.steps import scoring
 
         day = self.resolve_day(context)
         # One slice fetches every mapped result at once; iterating would probe past the end and
         # log an "XCom not found" error that is not one.
         parts = [PartResult.from_dict(dict(p)) for p in self.parts[:]]
-        lineage = Lineage(
-            model_name=self.champion["name"],
-            model_version=str(self.champion["version"]),
-            airflow_run_id=context["run_id"],
-        )
-        self.log.info("Validating %d scored part(s) of %s for %s before publishing", len(parts), self.spec.name, day)
-        try:
-            result = commit_predictions(self.storage_hook.storage, self.spec, day, parts, lineage=lineage)
-        except PredictionValidationError as exc:
-            raise AirflowFailException(
-                f"Scored output for {day} failed validation, nothing was published: {exc}. The scored parts "
-                "are kept under staging/ for inspection; fix the cause, then clear this DAG run."
-            ) from None
-        self.log.info("Published %s", result.describe())
-        policy = {
-            "model_name": lineage.model_name,
-            "model_version": lineage.model_version,
-            "model_policy": self.champion.get("model_policy", "current"),
-            "chosen_because": self.champion.get("chosen_because", ""),
-            "airflow_run_id": lineage.airflow_run_id,
-        }
-        storage = self.storage_hook.storage
-        storage.write_bytes(json.dumps(policy, indent=2).encode(), model_choice_path(storage, self.spec, day))
-        self.log.info("Model choice: %s v%s by policy %s (%s)", *[policy[k] for k in list(policy)[:4]])
-        self.set_outlet_extra(
-            context,
-            {
-                "day": day.isoformat(),
-                "model_version": result.model_version,
-                "model_policy": policy["model_policy"],
-                "rows": result.rows,
-            },
-        )
+        run_id = context["run_id"]
+        result, choice = scoring.commit(self.services, self.spec, day, self.champion, parts, run_id, log=self.log)
+        extra = {"day": day.isoformat(), "model_version": result.model_version, "rows": result.rows}
+        self.set_outlet_extra(context, {**extra, "model_policy": choice["model_policy"]})
         return result.as_dict()

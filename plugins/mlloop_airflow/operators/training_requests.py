@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowSkipException
-
 from mlloop_airflow.operators.base import UseCaseOperator
 
 if TYPE_CHECKING:
@@ -26,15 +24,8 @@ class RequestTrainingOperator(UseCaseOperator):
     ui_color = "#fdf3d8"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.training_requests import TrainingRequest, decide_training_due, record_request
+        from mlloop.steps import ingestion
 
-        day = self.resolve_day(context)
-        storage = self.storage_hook.storage
-        decision = decide_training_due(storage, self.spec, day)
-        if not decision.train:
-            raise AirflowSkipException(f"NO TRAINING due at {day} (a decision, not a failure): {decision.explanation}")
-        path = record_request(storage, self.spec, TrainingRequest(day, "features", decision.reason))
-        extra = {"day": day.isoformat(), "cutoff_day": day.isoformat(), "reason": f"due: {decision.reason}"}
+        result, extra = ingestion.request_training(self.services, self.spec, self.resolve_day(context), self.log)
         self.set_outlet_extra(context, extra)
-        self.log.info("TRAINING DUE at %s: %s (ledger entry %s)", day, decision.explanation, path)
-        return {**decision.as_dict(), "request": path}
+        return result

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
-from mlloop import layout
 from mlloop_airflow.operators.base import UseCaseOperator
 
 if TYPE_CHECKING:
@@ -36,29 +33,7 @@ class ValidateBatchOperator(UseCaseOperator):
         self.optional = optional
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlloop.ingestion import DATASETS, landing_path, validate_landed_batch
-        from mlloop.validation import BatchRejected
+        from mlloop.steps import ingestion
 
-        if self.dataset not in DATASETS:
-            raise AirflowFailException(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         day = self.resolve_day(context)
-        storage = self.storage_hook.storage
-        source = landing_path(storage, self.spec, self.dataset, day)
-        if self.optional and not storage.exists(source):
-            self.log.info("No %s batch landed for %s (%s); nothing to validate.", self.dataset, day, source)
-            return {"landed": False, "source": source, "rows_in": 0, "rows_valid": 0, "rows_quarantined": 0}
-        self.log.info("Validating %s batch %s for %s", self.dataset, source, day)
-        try:
-            outcome = validate_landed_batch(storage, self.spec, self.dataset, day)
-        except BatchRejected as exc:
-            self.log.error("\n%s", exc.report.summary())
-            cause = " ".join(str(exc).split())  # one line, whatever a library put in the reason
-            raise AirflowFailException(
-                f"{cause}. Nothing was written downstream; bad rows and the report are under "
-                f"{layout.QUARANTINE.day_folder(storage, self.spec, day, dataset=self.dataset)}. "
-                "Fix or re-deliver the batch upstream, then clear this task to rerun the interval."
-            ) from None
-        self.log.info("\n%s", outcome.report.summary())
-        if outcome.quarantine_path:
-            self.log.warning("%d row(s) quarantined to %s", outcome.report.rows_quarantined, outcome.quarantine_path)
-        return {"landed": True, **outcome.as_dict()}
+        return ingestion.validate_batch(self.services, self.spec, self.dataset, day, self.optional, self.log)

@@ -12,8 +12,11 @@ import pytest
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlloop.services import Services
+from mlloop.steps import StepFailed, as_mapping
+from mlloop.steps import promotion as promotion_steps
 from mlloop_airflow.notifiers.failure import CONN_ID_ENV
-from mlloop_airflow.operators.promotion import EvaluateChallengerOperator, as_mapping
+from mlloop_airflow.operators.promotion import EvaluateChallengerOperator
 from webhook_receiver import CONN_ID, Receiver
 
 
@@ -37,8 +40,14 @@ class FakeClient:
 
 def evaluate(version: Any, aliases: dict[str, str]) -> EvaluateChallengerOperator:
     op = EvaluateChallengerOperator(task_id="evaluate", use_case="credit_risk", version=version)
-    op.mlflow_hook = SimpleNamespace(client=FakeClient(aliases))
+    op.services = Services.of(mlflow=FakeClient(aliases))  # type: ignore[arg-type]
     return op
+
+
+def resolve(op: EvaluateChallengerOperator, ctx: dict[str, Any]) -> tuple[str | None, str]:
+    """The version the operator's step evaluates, from its parameter and the run's trigger."""
+    events = [e.get("version") for e in op.triggering_asset_extras(ctx)]  # type: ignore[arg-type]
+    return promotion_steps.resolve_challenger(op.services, op.spec, op.version, events)
 
 
 def context(*versions: Any) -> dict[str, Any]:
@@ -47,28 +56,28 @@ def context(*versions: Any) -> dict[str, Any]:
 
 
 def test_version_parameter_wins() -> None:
-    assert evaluate(4, {"challenger": "7"}).resolve_version(context("6")) == ("4", "the version parameter")
+    assert resolve(evaluate(4, {"challenger": "7"}), context("6")) == ("4", "the version parameter")
 
 
 def test_version_from_the_newest_triggering_challenger_event() -> None:
-    assert evaluate(None, {"challenger": "7"}).resolve_version(context("5", "6")) == ("6", "the challenger event")
+    assert resolve(evaluate(None, {"challenger": "7"}), context("5", "6")) == ("6", "the challenger event")
 
 
 def test_version_from_the_challenger_alias_for_a_manual_run() -> None:
-    assert evaluate("None", {"challenger": "7"}).resolve_version(context()) == ("7", "alias challenger")
-    assert evaluate(None, {}).resolve_version(context())[0] is None
+    assert resolve(evaluate("None", {"challenger": "7"}), context()) == ("7", "alias challenger")
+    assert resolve(evaluate(None, {}), context())[0] is None
 
 
 @pytest.mark.parametrize("bad", ["latest", "0", "-1"])
 def test_a_bad_version_fails_without_retries(bad: str) -> None:
     with pytest.raises(AirflowFailException, match="model version number"):
-        evaluate(bad, {}).resolve_version(context())
+        evaluate(bad, {}).execute(context())  # type: ignore[arg-type]
 
 
 def test_templated_mappings_are_read_rendered_or_native() -> None:
     assert as_mapping({"version": "3"}, "evaluation") == {"version": "3"}
     assert as_mapping("{'version': '3', 'reasons': []}", "evaluation") == {"version": "3", "reasons": []}
-    with pytest.raises(AirflowFailException, match="'evaluation' must be a mapping, got 'None'"):
+    with pytest.raises(StepFailed, match="'evaluation' must be a mapping, got 'None'"):
         as_mapping(None, "evaluation")
 
 
@@ -118,7 +127,7 @@ def test_a_champion_below_the_floor_is_a_warning_and_an_alert_and_the_mode_decid
     op.spec = spec.model_copy(
         update={"promotion": spec.promotion.model_copy(update={"when_champion_fails_floor": mode})}
     )
-    monkeypatch.setattr(op, "run_gate", lambda context, challenger, champion: issue_13_evaluation(mode))
+    monkeypatch.setattr(promotion_steps, "run_gate", lambda *args: issue_13_evaluation(mode))
     monkeypatch.setattr(op, "link_to_model_version", lambda model, version: None)
     branches: list[Any] = []
     monkeypatch.setattr(op, "branch_with_result", lambda context, to, result: branches.append(to) or result)

@@ -1,4 +1,4 @@
-"""Training operators: how a run finds its cutoff, and what they accept from templates."""
+"""Training operators and their steps: how a run finds its cutoff, and what they accept from templates."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 import pytest
 from airflow.sdk import Asset
-from airflow.sdk.exceptions import AirflowFailException
 
+from mlloop.services import Services
+from mlloop.steps import RunInfo, StepFailed, training
 from mlloop_airflow.operators.training import (
     BuildTrainingSetOperator,
     TrainingDecisionOperator,
@@ -28,12 +29,18 @@ def decide(cutoff_day: Any = None) -> TrainingDecisionOperator:
     return TrainingDecisionOperator(task_id="decide", use_case="credit_risk", cutoff_day=cutoff_day)
 
 
+def resolve_cutoff(op: TrainingDecisionOperator, ctx: dict[str, Any]) -> tuple[dt.date, str]:
+    """The cutoff the operator's step trains on, from its parameter and the run's trigger."""
+    ask = training.TrainingAsk(op.cutoff_day, events=op.triggering_asset_extras(ctx))  # type: ignore[arg-type]
+    return training.resolve_cutoff(Services(), op.spec, ask)
+
+
 def test_explicit_cutoff_wins() -> None:
-    assert decide("2026-03-05").resolve_cutoff(context({"day": "2026-04-01"}))[0] == dt.date(2026, 3, 5)
+    assert resolve_cutoff(decide("2026-03-05"), context({"day": "2026-04-01"}))[0] == dt.date(2026, 3, 5)
 
 
 def test_cutoff_is_the_newest_day_of_the_triggering_feature_events(mlloop_home: Path) -> None:
-    cutoff, source = decide(None).resolve_cutoff(context({"day": "2026-03-02"}, {"day": "2026-03-04"}, {}))
+    cutoff, source = resolve_cutoff(decide(None), context({"day": "2026-03-02"}, {"day": "2026-03-04"}, {}))
     assert cutoff == dt.date(2026, 3, 4)
     assert "features event" in source
 
@@ -44,7 +51,7 @@ def test_the_cutoff_is_the_training_requests_day_even_when_later_days_are_ingest
     for day in ("2026-03-02", "2026-03-03", "2026-03-06"):
         path = storage.path("features", spec.name, spec.features.feature_view, f"date={day}", "data.parquet")
         storage.write_frame(pd.DataFrame({"x": [1]}), path)
-    cutoff, source = decide(None).resolve_cutoff(context({"day": "2026-03-03", "cutoff_day": "2026-03-03"}))
+    cutoff, source = resolve_cutoff(decide(None), context({"day": "2026-03-03", "cutoff_day": "2026-03-03"}))
     assert cutoff == dt.date(2026, 3, 3)
     assert "training request" in source
 
@@ -54,19 +61,19 @@ def test_a_manual_run_without_cutoff_trains_up_to_the_newest_ingested_day_not_to
         path = storage.path("features", spec.name, spec.features.feature_view, f"date={day}", "data.parquet")
         storage.write_frame(pd.DataFrame({"x": [1]}), path)
     for empty in (None, "", "None"):
-        cutoff, source = decide(empty).resolve_cutoff(context())
+        cutoff, source = resolve_cutoff(decide(empty), context())
         assert cutoff == dt.date(2011, 3, 6)
         assert "newest ingested features day" in source
 
 
 def test_a_manual_run_with_nothing_ingested_fails_clearly(mlloop_home: Path) -> None:
-    with pytest.raises(AirflowFailException, match="no features of credit_risk ingested yet"):
-        decide(None).resolve_cutoff(context())
+    with pytest.raises(StepFailed, match="no features of credit_risk ingested yet"):
+        resolve_cutoff(decide(None), context())
 
 
 def test_a_bad_cutoff_fails_without_retries() -> None:
-    with pytest.raises(AirflowFailException, match="'cutoff_day' must be a date like"):
-        decide("05/03/2026").resolve_cutoff(context())
+    with pytest.raises(StepFailed, match="'cutoff_day' must be a date like"):
+        resolve_cutoff(decide("05/03/2026"), context())
 
 
 def test_decision_and_build_publish_their_keys_for_downstream_tasks() -> None:
@@ -85,8 +92,10 @@ def test_drift_numbers_from_the_trigger_become_lineage_tags() -> None:
         drift="{'drifted_share': 0.4, 'quality_drop': 0.06}",  # rendered without native objects
         drift_report="s3://bucket/reports/x.html",
     )
-    ctx = {"dag": SimpleNamespace(dag_id="credit_risk__training"), "run_id": "manual__1"}
-    tags = op.lineage(ctx).tags()
+    inputs = training.TrainInputs(
+        op.training_set, op.cutoff_day, op.trigger_reason, drift=op.drift, drift_report=op.drift_report
+    )
+    tags = training.lineage(inputs, RunInfo(dag_id="credit_risk__training", run_id="manual__1")).tags()
     assert tags["mlloop.drift.drifted_share"] == "0.4"
     assert tags["mlloop.drift_report"] == "s3://bucket/reports/x.html"
     assert tags["mlloop.trigger_reason"] == "drift: income"

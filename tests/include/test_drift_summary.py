@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlloop_airflow.operators.drift import drift_summary
+from mlloop.steps.drift import drift_summary
 
 
 def report(drift: bool, quality: float | None) -> dict[str, Any]:

@@ -1,0 +1,257 @@
+"""Promotion steps: evaluate the challenger (the gate), promote it, reject it, roll the champion back.
+
+The gate's policy is :func:`mlloop.promotion.decide`; the re-scoring is :mod:`mlloop.evaluation`;
+alias moves are :mod:`mlloop.champion` (compare-and-set: they refuse a champion that changed since
+the decision). This module owns the sequences and the race rule: a promotion whose champion moved
+since the evaluation re-runs the gate against the current champion before moving anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlloop import tags as tag_keys
+from mlloop.steps import LOG, RunInfo, StepFailed, StepLog, StepSkipped, as_mapping, is_set, parse_version
+
+if TYPE_CHECKING:
+    from mlloop.champion import AliasMove
+    from mlloop.evaluation import Evaluation
+    from mlloop.promotion import GateDecision
+    from mlloop.registry import ModelRef
+    from mlloop.services import Services
+    from mlloop.spec import UseCaseSpec
+
+
+def run_gate(
+    services: Services,
+    spec: UseCaseSpec,
+    run: RunInfo,
+    challenger: ModelRef,
+    champion: ModelRef | None,
+    log: StepLog = LOG,
+) -> Evaluation:
+    """Re-score both versions on the same fresh window, log the gate table, record it as tags."""
+    from mlloop.champion import record_gate
+    from mlloop.evaluation import NotEvaluable, evaluate_for_promotion
+    from mlloop.registry import ModelIntegrityError
+
+    model, version = challenger.name, challenger.version
+    try:
+        evaluation = evaluate_for_promotion(services.storage, services.feature_store, spec, challenger, champion)
+    except NotEvaluable as exc:
+        raise StepFailed(
+            f"cannot evaluate {model} v{version}: {exc}. The champion is unchanged. Clear this task once "
+            "newer labels have been ingested (or trigger with another version)."
+        ) from None
+    except ModelIntegrityError as exc:
+        raise StepFailed(f"refusing to evaluate {model} v{version}: {exc}") from None
+    log.info("\n%s", evaluation.table(spec))
+    record_gate(services.mlflow, model, version, gate_tags(evaluation, run))
+    return evaluation
+
+
+def gate_tags(evaluation: Evaluation, run: RunInfo) -> dict[str, str]:
+    """The tags a gate decision leaves on the challenger: every check, the window, when and who."""
+    return {
+        **evaluation.decision.tags(),
+        tag_keys.GATE_WINDOW: evaluation.window.describe(),
+        tag_keys.GATE_EVALUATED_AT: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **tag_keys.run_tags(tag_keys.GATE, run.dag_id, run.run_id),
+    }
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """What :func:`evaluate_challenger` found: ``evaluation`` is None when there was nothing to decide."""
+
+    version: str | None
+    champion: str | None
+    evaluation: Evaluation | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def decision(self) -> GateDecision | None:
+        return self.evaluation.decision if self.evaluation else None
+
+    @property
+    def passed(self) -> bool:
+        return self.evaluation is not None and self.evaluation.decision.passed
+
+    def as_dict(self, spec: UseCaseSpec) -> dict[str, Any]:
+        """The evaluate task's XCom (promote and reject read ``version``, ``champion``, ``reasons``)."""
+        outcome: dict[str, Any] = {"version": self.version, "champion": self.champion}
+        if self.evaluation is None:
+            return {**outcome, "evaluated": False, "reasons": self.reasons}
+        decision = self.evaluation.decision
+        return {
+            **outcome,
+            "evaluated": True,
+            "passed": decision.passed,
+            "reasons": decision.reasons,
+            "alerts": decision.alerts,
+            "window": self.evaluation.window.as_dict(),
+            "table": self.evaluation.table(spec),
+        }
+
+
+def resolve_challenger(
+    services: Services, spec: UseCaseSpec, version: Any, event_versions: list[Any]
+) -> tuple[str | None, str]:
+    """(version to evaluate, where it came from): the parameter, else the newest triggering
+    challenger event's, else alias ``challenger``."""
+    from mlloop.registry import CHALLENGER, get_alias
+
+    if is_set(version):
+        return parse_version(version, "version"), "the version parameter"
+    events = [v for v in event_versions if is_set(v)]
+    if events:
+        return max((parse_version(v, "version in the asset event") for v in events), key=int), "the challenger event"
+    ref = get_alias(services.mlflow, spec.registered_model_name, CHALLENGER)
+    return (ref.version, "alias challenger") if ref else (None, "nowhere: no alias challenger")
+
+
+def evaluate_challenger(
+    services: Services,
+    spec: UseCaseSpec,
+    run: RunInfo,
+    version: Any = None,
+    event_versions: list[Any] | None = None,
+    log: StepLog = LOG,
+) -> GateOutcome:
+    """Re-score challenger and champion on the same fresh labelled window and apply the gate.
+
+    No challenger, or a challenger that already is champion: nothing to decide (no evaluation).
+    """
+    from mlloop.registry import CHAMPION, ModelNotFound, get_alias, get_version
+
+    client, model = services.mlflow, spec.registered_model_name
+    version, source = resolve_challenger(services, spec, version, event_versions or [])
+    champion = get_alias(client, model, CHAMPION)
+    champion_version = champion.version if champion else None
+    if version is None:
+        log.info("Nothing to evaluate: %s has no challenger (version from %s).", model, source)
+        return GateOutcome(version, champion_version, reasons=["no challenger"])
+    if champion is not None and champion.version == version:
+        log.info("%s v%s (from %s) already is the champion; nothing to decide.", model, version, source)
+        return GateOutcome(version, champion_version, reasons=["already champion"])
+    try:
+        challenger = get_version(client, model, version)
+    except ModelNotFound as exc:
+        raise StepFailed(f"{exc} (version from {source})") from None
+    log.info(
+        "Evaluating %s v%s (from %s) against %s",
+        model,
+        version,
+        source,
+        f"champion v{champion.version}" if champion else "no champion (the floor alone decides)",
+    )
+    evaluation = run_gate(services, spec, run, challenger, champion, log)
+    return GateOutcome(version, champion_version, evaluation)
+
+
+def promote_challenger(
+    services: Services,
+    spec: UseCaseSpec,
+    run: RunInfo,
+    evaluated: Any,
+    serialized_by: str,
+    log: StepLog = LOG,
+) -> AliasMove:
+    """Move alias ``champion`` to the evaluated challenger (``evaluated``: the evaluate step's result).
+
+    The race rule: if the champion moved since the evaluation (another promotion or a rollback held
+    ``serialized_by`` first), the gate is re-run against the current champion; failed, the rejection
+    is recorded and :class:`StepSkipped` says so.
+    """
+    from mlloop.champion import ChampionChanged, current_champion, promote, reject, serving_day
+    from mlloop.registry import CHAMPION, get_alias, get_version
+
+    evaluation = as_mapping(evaluated, "evaluation")
+    version, evaluated_against = str(evaluation["version"]), evaluation.get("champion")
+    expected = str(evaluated_against) if evaluated_against else None
+    client, model = services.mlflow, spec.registered_model_name
+    decided_by = tag_keys.run_tags(tag_keys.PROMOTION, run.dag_id, run.run_id)
+    current = current_champion(client, model)
+    if current not in (expected, version):
+        log.warning(
+            "The champion moved from %s to v%s since v%s was evaluated (another promotion or a rollback "
+            "held %s first): re-running the gate against the current champion.",
+            f"v{expected}" if expected else "none",
+            current,
+            version,
+            serialized_by,
+        )
+        again = run_gate(services, spec, run, get_version(client, model, version), get_alias(client, model, CHAMPION))
+        if not again.decision.passed:
+            reject(client, spec, version, again.decision.reasons, tags=decided_by)
+            raise StepSkipped(
+                f"REJECTED on re-evaluation (a decision, not a failure): {model} v{version} does not beat the "
+                f"current champion v{current}: {'; '.join(again.decision.reasons)}. Champion stays v{current}."
+            )
+        expected = current
+    log.info("Promoting %s v%s (gate passed against %s)", model, version, f"v{expected}" if expected else "none")
+    serves_from = serving_day(get_version(client, model, version).tags.get(tag_keys.TRAINING_CUTOFF))
+    try:
+        move = promote(client, spec, version, expected_champion=expected, tags=decided_by, serves_from=serves_from)
+    except ChampionChanged as exc:
+        raise StepFailed(
+            f"{exc} Something outside {serialized_by} moves aliases (a script, another Airflow "
+            f"deployment on the same registry?): stop it, then clear task evaluate_challenger."
+        ) from None
+    log.info(
+        "PROMOTED: %s; serves scoring days from %s on (data time: the day after its training cutoff)",
+        move.describe(),
+        serves_from or "unknown (no training cutoff tag)",
+    )
+    return move
+
+
+def reject_challenger(
+    services: Services, spec: UseCaseSpec, run: RunInfo, evaluated: Any, log: StepLog = LOG
+) -> dict[str, Any]:
+    """Record on the version that the gate rejected it, with the reasons; the champion stays."""
+    from mlloop.champion import reject
+
+    evaluation = as_mapping(evaluated, "evaluation")
+    version, champion = str(evaluation["version"]), evaluation.get("champion")
+    reasons = list(evaluation.get("reasons") or ["the promotion gate failed"])
+    decided_by = tag_keys.run_tags(tag_keys.PROMOTION, run.dag_id, run.run_id)
+    reject(services.mlflow, spec, version, reasons, tags=decided_by)
+    log.info(
+        "REJECTED (a decision, not a failure): %s v%s stays out of service; champion remains %s. Why: %s",
+        spec.registered_model_name,
+        version,
+        f"v{champion}" if champion else "unset",
+        "; ".join(reasons),
+    )
+    return {"version": version, "champion": champion, "reasons": reasons}
+
+
+def rollback_champion(
+    services: Services,
+    spec: UseCaseSpec,
+    run: RunInfo,
+    version: Any = None,
+    reason: Any = None,
+    log: StepLog = LOG,
+) -> AliasMove:
+    """Point alias ``champion`` back at ``version`` (empty: alias ``previous-champion``); it serves
+    from the day after the newest ingested features day."""
+    from mlloop.champion import ChampionChanged, RollbackRefused, rollback
+    from mlloop.training_set import feature_days
+
+    target = parse_version(version, "version") if is_set(version) else None
+    log.info("Rolling %s back to %s", spec.registered_model_name, f"v{target}" if target else "alias previous-champion")
+    decided_by = tag_keys.run_tags(tag_keys.ROLLBACK, run.dag_id, run.run_id)
+    if is_set(reason):
+        decided_by[tag_keys.ROLLBACK_REASON] = str(reason)
+    ingested = feature_days(services.storage, spec)
+    serves_from = max(ingested) + dt.timedelta(days=1) if ingested else None
+    try:
+        move = rollback(services.mlflow, spec, target, tags=decided_by, serves_from=serves_from)
+    except (RollbackRefused, ChampionChanged) as exc:
+        raise StepFailed(f"rollback refused: {exc}") from None
+    log.info("ROLLED BACK: %s", move.describe())
+    return move
