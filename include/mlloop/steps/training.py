@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlloop.storage import Storage
     from mlloop.training import TrainingDecision
 
+
 def training_set_path(storage: Storage, spec: UseCaseSpec, cutoff_day: dt.date) -> str:
     return layout.TRAINING_SET.path(storage, spec, cutoff_day)
 
