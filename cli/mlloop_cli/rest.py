@@ -20,6 +20,7 @@ Two behaviours of Airflow's API every caller needs are handled here once:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -343,9 +344,11 @@ class AirflowClient:
 
         (Airflow 3.3's log endpoint serves JSON or NDJSON only; text/plain is answered 406.)
         """
-        response = self.call(
-            f"GET log of {dag_id}/{run_id}/{task_id} try {try_number}",
-            lambda: self.task_instances_api.get_log(
+
+        def fetch() -> Any:
+            # Raw JSON: the client's model of a log line keeps only event and timestamp, and drops
+            # the rest (a failed task's exception is in "error_detail").
+            raw = self.task_instances_api.get_log_without_preload_content(
                 dag_id,
                 run_id,
                 task_id,
@@ -354,11 +357,14 @@ class AirflowClient:
                 map_index=map_index,
                 accept="application/json",
                 **TIMEOUT,
-            ),
-        )
+            )
+            if raw.status >= 400:
+                raise ApiException(http_resp=raw)
+            return json.loads(raw.data)
+
+        content = self.call(f"GET log of {dag_id}/{run_id}/{task_id} try {try_number}", fetch).get("content") or []
         lines = []
-        for entry in response.content.actual_instance or []:
-            item = entry if isinstance(entry, str) else _json(entry)
+        for item in content:
             if isinstance(item, dict):
                 fields = " ".join(f"{k}={v}" for k, v in item.items() if k not in ("event", "timestamp"))
                 lines.append(f"{item.get('event', '')} {fields}".rstrip())
