@@ -88,7 +88,9 @@ def test_degraded_challengers_never_replace_the_champion(storage, spec, feast_re
     def register(frame: pd.DataFrame, why: str, cutoff: dt.date = CUTOFF) -> Any:
         """What the training DAG's train task does, on a (degraded) training set written to staging."""
         path = storage.write_frame(frame, training.training_set_path(storage, spec, cutoff))
-        registered = training.train_and_register(services, spec, training.TrainInputs(path, cutoff, why), run)
+        # Each its own training run: a run id already registered is a retry, which returns that version.
+        trained_by = RunInfo(dag_id="test_promotion_trials", run_id=why)
+        registered = training.train_and_register(services, spec, training.TrainInputs(path, cutoff, why), trained_by)
         return get_version(client, model, registered.version)
 
     def gate(challenger: Any) -> tuple[Any, str | None]:
