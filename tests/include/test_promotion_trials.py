@@ -33,7 +33,8 @@ from mlloop.features import build_features
 from mlloop.landing import date_range, generate
 from mlloop.registry import get_version
 from mlloop.services import Services
-from mlloop.steps import RunInfo, promotion, training
+from mlloop.steps import RunInfo, StepSkipped, promotion, training
+from mlloop.tags import GateRecord
 from mlloop.training_set import build_training_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -88,7 +89,9 @@ def test_degraded_challengers_never_replace_the_champion(storage, spec, feast_re
     def register(frame: pd.DataFrame, why: str, cutoff: dt.date = CUTOFF) -> Any:
         """What the training DAG's train task does, on a (degraded) training set written to staging."""
         path = storage.write_frame(frame, training.training_set_path(storage, spec, cutoff))
-        registered = training.train_and_register(services, spec, training.TrainInputs(path, cutoff, why), run)
+        # Each its own training run: a run id already registered is a retry, which returns that version.
+        trained_by = RunInfo(dag_id="test_promotion_trials", run_id=why)
+        registered = training.train_and_register(services, spec, training.TrainInputs(path, cutoff, why), trained_by)
         return get_version(client, model, registered.version)
 
     def gate(challenger: Any) -> tuple[Any, str | None]:
@@ -137,3 +140,16 @@ def test_degraded_challengers_never_replace_the_champion(storage, spec, feast_re
     control, before = gate(register(build_training_set(storage, store, spec, DAYS[14]).frame, "control", DAYS[14]))
     assert control.decision.passed, control.table(spec)
     assert current_champion(client, model) == control.decision.challenger_version != before
+    control_version = control.decision.challenger_version
+
+    # The race rule: a promotion evaluated against v1 finds the control champion in place (another
+    # promotion moved the alias meanwhile), so it re-runs the gate against the control, which the
+    # degraded challenger does not beat: recorded as rejected, skipped, the champion untouched.
+    late = register(shuffled_labels(training_set, spec, 9), "test: late promotion", DAYS[14])
+    stale = {"version": late.version, "champion": "1"}
+    with pytest.raises(StepSkipped, match=f"REJECTED on re-evaluation.*current champion v{control_version}"):
+        promotion.promote_challenger(services, spec, run, stale, "this test")
+    assert current_champion(client, model) == control_version
+    assert get_version(client, model, late.version).tags[tag_keys.DECISION] == "rejected"
+    recorded = GateRecord.from_tags(get_version(client, model, late.version).tags)
+    assert recorded is not None and recorded.champion_version == control_version and not recorded.passed
