@@ -531,8 +531,10 @@ def commit_predictions(
     """Validate every part, then publish them as the day's prediction partition, all or nothing.
 
     One part is moved into place; several are streamed into one file under a temporary name that
-    is then moved into place. Either way readers see the old partition or the whole new one. On a
-    validation failure nothing is published and the parts stay in staging for inspection.
+    is then moved into place. Either way readers see the old partition or the whole new one. Then the
+    day's drift sample is written (:mod:`mlloop.prediction_sample`): it names the partition it was
+    drawn from, so a reader never pairs it with other rows. On a validation failure nothing is
+    published and the parts stay in staging for inspection.
     """
     import pyarrow.parquet as pq
 
@@ -566,6 +568,10 @@ def commit_predictions(
                     writer.write_batch(batch)
         for part in ordered:
             storage.delete(part.path)
+    # The drift check's fixed-size sample of exactly these rows (bench B7: its cost stays flat).
+    from mlloop.prediction_sample import write_day_sample
+
+    write_day_sample(storage, spec, day)
     classification = spec.model.task == "classification"
     return CommitResult(
         path=target,
