@@ -304,6 +304,20 @@ def output_schema(spec: UseCaseSpec, source_schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+def writer_options(schema: pa.Schema) -> dict[str, Any]:
+    """Parquet writer options of prediction files: dictionary encoding for text columns only.
+
+    pyarrow's default tries a dictionary for every column; for the float features and scores
+    (nearly all values distinct) it builds one, then falls back to plain. That was two thirds of
+    writing a scored day (bench B2: 1.6 s vs 0.5 s per 1M rows) and made the file larger. The
+    values written, and how every reader reads them, are unchanged.
+    """
+    import pyarrow as pa
+
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return {"use_dictionary": text}
+
+
 def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """Column by column, so an integer feature that came back as float (a null made it so) is
     stored as a nullable integer again instead of failing the whole conversion."""
@@ -369,7 +383,7 @@ def score_partition(
     with (
         storage.atomic_path(target) as tmp,
         storage.fs.open(tmp, "wb") as handle,
-        pq.ParquetWriter(handle, schema) as writer,
+        pq.ParquetWriter(handle, schema, **writer_options(schema)) as writer,
     ):
 
         def with_features(entities: pd.DataFrame) -> pd.DataFrame:
@@ -561,7 +575,7 @@ def commit_predictions(
         with (
             storage.atomic_path(target) as tmp,
             storage.fs.open(tmp, "wb") as handle,
-            pq.ParquetWriter(handle, schema) as writer,
+            pq.ParquetWriter(handle, schema, **writer_options(schema)) as writer,
         ):
             for part in ordered:
                 for batch in storage.iter_batches(part.path, chunk_rows):
