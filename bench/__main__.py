@@ -21,6 +21,8 @@ BENCHES = {
     "B7": ("bench.b7_drift", lambda s: {"rows": s["drift_rows"]}),
     "B8": ("bench.b8_loop", lambda s: {"loop_days": s["loop_days"]}),
     "B9": ("bench.b9_validation", lambda s: {"rows": s["validation_rows"]}),
+    "B10": ("bench.b10_backfill", lambda s: {"backfill_days": s["backfill_days"]}),
+    "B11": ("bench.b11_use_cases", lambda s: {"counts": s["use_case_counts"], "asset_latency": s["asset_latency"]}),
 }
 
 

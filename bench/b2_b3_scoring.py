@@ -14,34 +14,18 @@ from bench.common import Result, run_python, scratch_home
 
 SETUP = """
 import json
-import mlflow, mlflow.sklearn, numpy as np
-from bench.data import START, write_feature_days
+from bench.data import register_champion, write_feature_days
 from mlloop.feature_store import apply_registry
-from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client, record_model_checksum
 from mlloop.settings import get_settings
 from mlloop.spec import get_spec
 from mlloop.storage import Storage
-from mlloop.training import build_pipeline, pip_requirements, skops_trusted_types
 
 rows = {rows}
 spec = get_spec("credit_risk")
 storage = Storage.from_url(get_settings().storage_root)
 write_feature_days(storage, spec, rows, 1)
 apply_registry()
-rng = np.random.default_rng(3)
-from mlloop.synthetic import entity_keys, feature_rows
-train = feature_rows(spec, entity_keys(spec, 20_000), START, rng)
-y = (rng.random(len(train)) < 1 / (1 + np.exp(-(train["debt_to_income"] * 4 - 3)))).astype(int)
-model = build_pipeline(spec).fit(train[spec.model.features], y)
-client = mlflow_client()
-mlflow.set_experiment(experiment_id=ensure_experiment(client, spec))
-with mlflow.start_run():
-    info = mlflow.sklearn.log_model(model, name="model", pip_requirements=pip_requirements(),
-                                    skops_trusted_types=skops_trusted_types(model),
-                                    registered_model_name=spec.registered_model_name)
-record_model_checksum(client, spec.registered_model_name, str(info.registered_model_version))
-client.set_registered_model_alias(spec.registered_model_name, CHAMPION, info.registered_model_version)
-print(json.dumps({{"version": info.registered_model_version}}))
+print(json.dumps({{"version": register_champion(spec)}}))
 """
 
 MEASURE = """

@@ -29,6 +29,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "validation_rows": 20_000,
         "loop": False,
         "loop_days": None,  # B8 (the whole loop on Airflow, minutes) is skipped
+        "backfill_days": [1, 1],  # B10: Airflow's boot and four DAG runs (~1 min)
+        "use_case_counts": [1, 3],  # B11: parse only; the Asset latency needs a scheduler (default up)
+        "asset_latency": False,
     },
     "default": {
         "parse_specs": [1, 10],
@@ -39,6 +42,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "validation_rows": 250_000,
         "loop": True,
         "loop_days": [8, 4],  # B8: the demo's phases (8 days, then 4 drift days)
+        "backfill_days": [7, 30],  # B10: 7 days, then 30 more on top of them
+        "use_case_counts": [1, 10, 50],  # B11
+        "asset_latency": True,
     },
     "full": {
         "parse_specs": [1, 10],
@@ -49,6 +55,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "validation_rows": 1_000_000,
         "loop": True,
         "loop_days": [8, 4],
+        "backfill_days": [30, 335],  # B10: 30 days, then the rest of a year on top of them
+        "use_case_counts": [1, 10, 50],
+        "asset_latency": True,
     },
 }
 

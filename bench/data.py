@@ -29,3 +29,34 @@ def write_feature_days(storage: Storage, spec: UseCaseSpec, customers: int, days
         storage.write_frame(feature_rows(spec, keys, day, rng), features_path(storage, spec, day))
         written.append(day)
     return written
+
+
+def register_champion(spec: UseCaseSpec, rows: int = 20_000, seed: int = 3) -> str:
+    """Fit the spec's pipeline on synthetic rows, register it and make it champion; its version.
+
+    For benchmarks that score (B2, B10): the model's quality is irrelevant, its shape is the real one.
+    """
+    import mlflow
+    import mlflow.sklearn
+
+    from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client, record_model_checksum
+    from mlloop.training import build_pipeline, pip_requirements, skops_trusted_types
+
+    rng = np.random.default_rng(seed)
+    train = feature_rows(spec, entity_keys(spec, rows), START, rng)
+    y = (rng.random(len(train)) < 1 / (1 + np.exp(-(train["debt_to_income"] * 4 - 3)))).astype(int)
+    model = build_pipeline(spec).fit(train[spec.model.features], y)
+    client = mlflow_client()
+    mlflow.set_experiment(experiment_id=ensure_experiment(client, spec))
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            pip_requirements=pip_requirements(),
+            skops_trusted_types=skops_trusted_types(model),
+            registered_model_name=spec.registered_model_name,
+        )
+    version = str(info.registered_model_version)
+    record_model_checksum(client, spec.registered_model_name, version)
+    client.set_registered_model_alias(spec.registered_model_name, CHAMPION, version)
+    return version

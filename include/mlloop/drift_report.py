@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from mlloop import layout
 from mlloop import tags as tag_keys
 from mlloop.drift import ColumnDrift, DriftVerdict, QualityCheck, decide, json_number
+from mlloop.prediction_sample import read_day_sample
 from mlloop.registry import PREDICTION_COLUMN, ModelRef, ensure_experiment, load_reference_sample
 from mlloop.scoring import CLASS_COLUMN, MODEL_VERSION_COLUMN, SCORE_COLUMN, predictions_path
 from mlloop.spec import UseCaseSpec
@@ -91,46 +92,17 @@ def sample_rows(frame: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=size, random_state=seed).reset_index(drop=True)
 
 
-def stream_sample(
-    storage: Storage, path: str, rows: int, size: int, seed: int, columns: list[str], batch_rows: int = 65_536
-) -> pd.DataFrame:
-    """``size`` of the file's ``rows`` rows, chosen with ``seed``, read batch by batch.
-
-    The row positions are drawn up front from the footer's row count, so memory holds one record
-    batch plus the sample however large the partition is (B7: drift cost is bounded by the cap).
-    """
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-
-    from mlloop.storage import arrow_to_pandas
-
-    if size >= rows:
-        return storage.read_frame(path, columns=columns)
-    positions = np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
-    kept, offset = [], 0
-    for batch in storage.iter_batches(path, batch_rows, columns=columns):
-        lo, hi = np.searchsorted(positions, [offset, offset + batch.num_rows])
-        if hi > lo:
-            kept.append(batch.take(positions[lo:hi] - offset))
-        offset += batch.num_rows
-    if not kept:
-        return pd.DataFrame(columns=columns)
-    return arrow_to_pandas(pa.Table.from_batches(kept))
-
-
 def load_current_window(storage: Storage, spec: UseCaseSpec, day: dt.date) -> CurrentWindow:
     """A seeded sample of the window's prediction partitions, proportional to each day's rows.
 
     Row counts come from parquet footers first, so each day is sampled to its share of
-    ``sample_size`` while it is streamed: memory holds one record batch plus the sample.
+    ``sample_size``, from the day's drift sample written at commit (a fixed number of rows, bench
+    B7) or, for a partition without a matching one, while the partition is streamed: memory holds
+    one record batch plus the sample.
     """
     import pandas as pd
 
     policy = spec.drift
-    columns = [*spec.model.features, SCORE_COLUMN, MODEL_VERSION_COLUMN]
-    if spec.model.task == "classification":
-        columns.append(CLASS_COLUMN)
     counts: dict[dt.date, int] = {}
     missing: list[dt.date] = []
     for d in window_days(day, policy.window_days):
@@ -149,11 +121,8 @@ def load_current_window(storage: Storage, spec: UseCaseSpec, day: dt.date) -> Cu
         raise DriftInputError(f"the prediction partitions of the window ending {day} have no rows to compare")
     share = min(1.0, policy.sample_size / total)
     pieces = []
-    for offset, (d, rows) in enumerate(counts.items()):
-        wanted = max(1, round(rows * share))
-        pieces.append(
-            stream_sample(storage, predictions_path(storage, spec, d), rows, wanted, policy.seed + offset, columns)
-        )
+    for d, rows in counts.items():
+        pieces.append(read_day_sample(storage, spec, d, rows, max(1, round(rows * share))))
     current = sample_rows(pd.concat(pieces, ignore_index=True), policy.sample_size, policy.seed)
     return CurrentWindow(current, list(counts), missing, total)
 

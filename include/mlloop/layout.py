@@ -128,6 +128,8 @@ LABELS = PartitionKind("labels", "features", "labels", "data.parquet")
 PREDICTIONS = PartitionKind("predictions", "predictions", None, "data.parquet")
 MODEL_CHOICE = "model.json"
 """Beside a day's predictions: which version scored it, by which policy, and why."""
+DRIFT_SAMPLE = "drift_sample.parquet"
+"""Beside a day's predictions: the fixed-size sample the drift check reads (:mod:`mlloop.prediction_sample`)."""
 DRIFT_REPORT = PartitionKind("drift_report", "reports", "drift", "report.html")
 DRIFT_REPORT_JSON = "report.json"
 DRIFT_MARKER = "last_trigger.json"

@@ -186,6 +186,27 @@ class Storage:
         except FileNotFoundError as exc:
             raise StorageError(f"{url} does not exist") from exc
 
+    def footer_sha256(self, url: str) -> str:
+        """SHA-256 of one parquet file's footer and size: which file this is, no data read.
+
+        The footer holds every row group's offsets and column statistics, so two writes of
+        different rows (another model, another run) give different fingerprints.
+        """
+        import hashlib
+
+        with self.fs.open(self._strip(url), "rb") as handle:
+            size = handle.seek(0, 2)
+            if size < 12:
+                raise StorageError(f"{url} is not a parquet file ({size} bytes)")
+            handle.seek(size - 8)
+            tail = handle.read(8)
+            if tail[4:] != b"PAR1":
+                raise StorageError(f"{url} is not a parquet file (no PAR1 footer)")
+            length = int.from_bytes(tail[:4], "little")
+            handle.seek(size - 8 - length)
+            footer = handle.read(length)
+        return hashlib.sha256(footer + size.to_bytes(8, "little")).hexdigest()
+
     def iter_batches(self, url: str, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream a parquet file in record batches so memory does not grow with the file."""
         import pyarrow.parquet as pq

@@ -88,8 +88,10 @@ def test_rerunning_scoring_gives_the_same_rows_except_the_audit_column(  # type:
         return frame.drop(columns=list(AUDIT_COLUMNS)).sort_values([ts, key]).reset_index(drop=True)
 
     assert normalize(after).equals(normalize(before))
-    # One partition, replaced: the predictions and the note of which model scored them (model.json).
+    # One partition, replaced: the predictions, the drift check's sample of them and the note of which
+    # model scored them (model.json); no leftover temporaries.
     assert sorted(p.name for p in Path(predictions_path(storage, spec, DAY)).parent.iterdir()) == [
         "data.parquet",
+        "drift_sample.parquet",
         "model.json",
     ]
