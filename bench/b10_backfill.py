@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-import sys
 import time
 from typing import Any
 
-from bench.common import ROOT, Result, scratch_home
-
+from bench.common import Result, scratch_home
 
 USE_CASE = "credit_risk"
 STAGES = ("feature_ingestion", "batch_scoring")

@@ -16,7 +16,6 @@ Measured, as B1 measures it (Airflow's ``DagBag`` in a fresh interpreter that ha
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 
 from bench.b1_parse import EMPTY_DAG, _parse, _spec_folder
 from bench.common import ROOT, Result, scratch_home
-
 
 STAGES_PER_USE_CASE = 6
 FEATURES_ASSET = "credit_risk.features"
