@@ -42,7 +42,7 @@ ROW_GROUP_ROWS = 131_072
 # task runs this long, so no live writer can own it. Override with MLLOOP_TEMPORARY_MAX_AGE_SECONDS.
 TEMPORARY_MAX_AGE_SECONDS = 24 * 3600.0
 _HOST = socket.gethostname().replace("-", "_").replace("/", "_")
-AREAS = ("landing", "quarantine", "staging", "features", "predictions", "reports")
+AREAS = ("landing", "quarantine", "staging", "features", "predictions", "reports", "shadow")
 
 
 class StorageError(RuntimeError):

@@ -128,12 +128,14 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         version: int | str | None = None,
         promote_task_id: str = "promote_challenger",
         reject_task_id: str = "reject_challenger",
+        pending_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.version = version
         self.promote_task_id = promote_task_id
         self.reject_task_id = reject_task_id
+        self.pending_task_id = pending_task_id
 
     def resolve_version(self, context: Context) -> tuple[str | None, str]:
         """(version, where it came from)."""
@@ -141,14 +143,24 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
 
         if _is_set(self.version):
             return _version(self.version, "version"), "the version parameter"
-        events = [e["version"] for e in self.triggering_asset_extras(context) if _is_set(e.get("version"))]
+        extras = self.triggering_asset_extras(context)
+        events = [e["version"] for e in extras if _is_set(e.get("version"))]
         if events:
             return max((_version(v, "version in the asset event") for v in events), key=int), "the challenger event"
+        if self.pending_task_id:  # shadow gate: a predictions event (or a manual run) checks the pending version
+            from mlloop.shadow import pending_version
+
+            pending = pending_version(self.mlflow_hook.client, self.spec)
+            if pending is not None:
+                return pending.version, "alias pending"
+            if extras:
+                return None, "nowhere: a predictions event, and no version is pending"
         ref = get_alias(self.mlflow_hook.client, self.spec.registered_model_name, CHALLENGER)
         return (ref.version, "alias challenger") if ref else (None, "nowhere: no alias challenger")
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlloop.registry import CHAMPION, ModelNotFound, get_alias, get_version
+        from mlloop.shadow import is_pending
 
         client, model = self.mlflow_hook.client, self.spec.registered_model_name
         version, source = self.resolve_version(context)
@@ -167,6 +179,8 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         except ModelNotFound as exc:
             raise AirflowFailException(f"{exc} (version from {source})") from None
         self.link_to_model_version(model, version)
+        if self.pending_task_id and is_pending(challenger):
+            return self.run_shadow_gate(context, challenger, champion, outcome)
 
         self.log.info(
             "Evaluating %s v%s (from %s) against %s",
@@ -189,6 +203,30 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         }
         if decision.alerts:
             self.raise_alerts(context, decision)
+        passed_to = self.pending_task_id or self.promote_task_id
+        return self.branch_with_result(context, passed_to if decision.passed else self.reject_task_id, result)
+
+    def run_shadow_gate(
+        self, context: Context, challenger: ModelRef, champion: ModelRef | None, outcome: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The pending version's second gate (:func:`mlloop.shadow.shadow_gate`): both evidences in
+        the log and the result; promote or reject once its shadow days are labelled, else wait (green)."""
+        from mlloop.champion import set_version_tags
+        from mlloop.shadow import as_result, holdout_summary, shadow_gate
+
+        model = challenger.name
+        evidence = shadow_gate(self.storage_hook.storage, self.spec, challenger, champion)
+        set_version_tags(self.mlflow_hook.client, model, challenger.version, evidence.tags())
+        table = f"{holdout_summary(challenger)}\n{evidence.table(self.spec)}"
+        self.log.info("\n%s", table)
+        result = {**outcome, "table": table, "shadow": as_result(evidence)}
+        if evidence.decision is None:
+            self.log.info("%s v%s stays pending: %s", model, challenger.version, evidence.describe())
+            return self.branch_with_result(
+                context, None, {**result, "evaluated": False, "reasons": ["waiting for labelled shadow days"]}
+            )
+        decision = evidence.decision
+        result.update(evaluated=True, passed=decision.passed, reasons=decision.reasons, alerts=decision.alerts)
         return self.branch_with_result(
             context, self.promote_task_id if decision.passed else self.reject_task_id, result
         )
@@ -270,6 +308,9 @@ class PromoteChallengerOperator(_RegistryOperator):
             again = self.run_gate(context, get_version(client, model, version), get_alias(client, model, CHAMPION))
             if not again.decision.passed:
                 reject(client, self.spec, version, again.decision.reasons, tags=self.run_tags(context, "promotion"))
+                from mlloop.shadow import REJECTED, conclude
+
+                conclude(client, self.spec, version, REJECTED, "; ".join(again.decision.reasons))
                 raise AirflowSkipException(
                     f"REJECTED on re-evaluation (a decision, not a failure): {model} v{version} does not beat the "
                     f"current champion v{current}: {'; '.join(again.decision.reasons)}. Champion stays v{current}."
@@ -294,6 +335,10 @@ class PromoteChallengerOperator(_RegistryOperator):
                 f"deployment on the same registry?): stop it, then clear task evaluate_challenger."
             ) from None
         self.link_to_model_version(model, move.champion)
+        from mlloop.shadow import PROMOTED, conclude
+
+        if conclude(client, self.spec, version, PROMOTED, "promoted after its shadow days"):
+            self.log.info("v%s's pending state ends: the shadow gate passed", version)
         self.log.info(
             "PROMOTED: %s; serves scoring days from %s on (data time: the day after its training cutoff)",
             move.describe(),
@@ -323,6 +368,9 @@ class RejectChallengerOperator(_RegistryOperator):
         version, champion = str(evaluation["version"]), evaluation.get("champion")
         reasons = list(evaluation.get("reasons") or ["the promotion gate failed"])
         reject(self.mlflow_hook.client, self.spec, version, reasons, tags=self.run_tags(context, "promotion"))
+        from mlloop.shadow import REJECTED, conclude
+
+        conclude(self.mlflow_hook.client, self.spec, version, REJECTED, "; ".join(reasons))
         self.link_to_model_version(self.spec.registered_model_name, version)
         self.log.info(
             "REJECTED (a decision, not a failure): %s v%s stays out of service; champion remains %s. Why: %s",

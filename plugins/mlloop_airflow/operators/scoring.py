@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from mlloop.registry import ModelRef
+    from mlloop.scoring import Lineage
 
 
 class _PinnedModelMixin:
@@ -95,7 +96,13 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
     :param chunk_rows: rows per chunk; default the spec's ``scoring.chunk_rows``.
     """
 
-    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "champion", "partition", "partitions")
+    template_fields: Sequence[str] = (
+        *UseCaseOperator.template_fields,
+        "champion",
+        "partition",
+        "partitions",
+        "shadow",
+    )
     ui_color = "#dcecd9"
 
     def __init__(
@@ -105,10 +112,12 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
         partition: Any = 0,
         partitions: Any = 1,
         chunk_rows: int | None = None,
+        shadow: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.champion = champion
+        self.shadow = shadow
         self.partition = partition
         self.partitions = partitions
         self.chunk_rows = chunk_rows
@@ -152,6 +161,7 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
                 partition=part,
                 partitions=parts,
                 chunk_rows=chunk_rows,
+                shadow=self.shadow_model(context),
             )
         except ScoringError as exc:
             raise AirflowFailException(str(exc)) from None
@@ -165,6 +175,21 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
             result.path,
         )
         return result.as_dict()
+
+    def shadow_model(self, context: Context) -> tuple[Any, Lineage] | None:
+        """The shadow challenger pinned by ``resolve_shadow`` (loaded), if any (:mod:`mlloop.shadow`)."""
+        from mlloop.registry import get_version, load_model
+        from mlloop.scoring import Lineage
+
+        if not isinstance(self.shadow, dict) or not self.shadow.get("version"):
+            return None
+        ref = get_version(self.mlflow_client, self.shadow["name"], self.shadow["version"])
+        self.log.info(
+            "Also scoring every chunk with shadow challenger %s v%s (not published as predictions)",
+            ref.name,
+            ref.version,
+        )
+        return load_model(ref, self.mlflow_client), Lineage.of(ref, context["run_id"])
 
 
 class CommitPredictionsOperator(UseCaseOperator):
@@ -181,13 +206,14 @@ class CommitPredictionsOperator(UseCaseOperator):
     :param parts: the results of the scoring tasks (their XCom). (templated)
     """
 
-    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "champion", "parts")
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "champion", "parts", "shadow")
     ui_color = "#c9e4c5"
 
-    def __init__(self, *, champion: Any, parts: Any, **kwargs: Any) -> None:
+    def __init__(self, *, champion: Any, parts: Any, shadow: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.champion = champion
         self.parts = parts
+        self.shadow = shadow
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlloop.scoring import (
@@ -235,4 +261,24 @@ class CommitPredictionsOperator(UseCaseOperator):
                 "rows": result.rows,
             },
         )
+        self.commit_shadow(context, parts, result.rows)
         return result.as_dict()
+
+    def commit_shadow(self, context: Context, parts: list[Any], rows: int) -> None:
+        """Publish the shadow parts into the shadow area (never as predictions). A shadow that fails
+        its checks is a warning: it must never cost the day's predictions."""
+        from mlloop.scoring import Lineage, PredictionValidationError
+        from mlloop.shadow import commit_shadow
+
+        if not isinstance(self.shadow, dict) or not self.shadow.get("version"):
+            return
+        day = self.resolve_day(context)
+        lineage = Lineage(str(self.shadow["name"]), str(self.shadow["version"]), context["run_id"])
+        try:
+            shadow = commit_shadow(
+                self.storage_hook.storage, self.spec, day, parts, lineage=lineage, expected_rows=rows
+            )
+        except PredictionValidationError as exc:
+            self.log.warning("Shadow scoring of %s not published (the predictions are): %s", day, exc)
+            return
+        self.log.info("Published shadow (not predictions): %s", shadow.describe())
