@@ -192,6 +192,7 @@ def mark_pending(
             TAG_DAYS_REQUIRED: str(spec.promotion.shadow_days),
             TAG_PENDING_SINCE: since.isoformat() if since else "unknown",
             TAG_DAYS_LABELLED: "0",
+            TAG_RESULT: PENDING,
             **(tags or {}),
         },
     )
@@ -207,7 +208,10 @@ def conclude(client: MlflowClient, spec: UseCaseSpec, version: str, state: str, 
     ref = get_version(client, model, version)
     if ref.tags.get(TAG_STATE) != PENDING:
         return False
-    set_version_tags(client, model, str(version), {TAG_STATE: state, TAG_RESULT: (result or state)[:4900]})
+    tags = {TAG_STATE: state}
+    if ref.tags.get(TAG_RESULT, PENDING) == PENDING:  # the shadow gate's own result, if it decided, stays
+        tags[TAG_RESULT] = (result or state)[:4900]
+    set_version_tags(client, model, str(version), tags)
     current = pending_version(client, spec)
     if current is not None and current.version == str(version):
         client.delete_registered_model_alias(model, PENDING)
