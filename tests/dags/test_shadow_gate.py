@@ -67,7 +67,8 @@ def register(spec: Any, storage: Any, model: Any, cutoff: dt.date, alias: str | 
     from mlloop.registry import mlflow_client
 
     ref = register_champion(spec, labelled_frame(storage, spec, DAYS[:5]), model=model, alias=alias)
-    mlflow_client().set_model_version_tag(spec.registered_model_name, ref.version, "training_cutoff", cutoff.isoformat())
+    name = spec.registered_model_name
+    mlflow_client().set_model_version_tag(name, ref.version, "training_cutoff", cutoff.isoformat())
     return ref.version
 
 

@@ -55,7 +55,11 @@ def loop(storage, shadow_spec):  # type: ignore[no-untyped-def]
     """Features of days 1..7, labels landed up to day 10 (delay 3): every shadow day is labelled."""
     write_clean_features(storage, shadow_spec, [day(n) for n in range(1, 11)], rows_per_day=400, n_customers=2000)
     trained = train_small_model(shadow_spec, labelled_frame(storage, shadow_spec, [day(n) for n in range(1, 5)]))
-    return {"good": trained, "coin": Coin()}
+    frame = labelled_frame(storage, shadow_spec, [day(n) for n in range(1, 5)])
+    shuffled = frame.assign(
+        **{shadow_spec.labels.column: np.random.default_rng(0).permutation(frame[shadow_spec.labels.column])}
+    )
+    return {"good": trained, "coin": Coin(), "coin_sk": train_small_model(shadow_spec, shuffled)}
 
 
 def ref(version: str, cutoff: dt.date) -> ModelRef:
