@@ -92,7 +92,7 @@ def _days_in(storage: Storage, *parts: str) -> set[dt.date]:
 def history(client: MlflowClient, spec: UseCaseSpec) -> tuple[list[Event], list[tuple[dt.date, str]]]:
     """Every recorded decision on the use case's versions, oldest first, and the champion history."""
     from mlloop.champion import TAG_DECIDED_AT, TAG_DECISION, TAG_REASONS, champion_history
-    from mlloop.registry import ModelNotFound
+    from mlloop.registry import ModelNotFound, _model_is_missing
     from mlloop.shadow import TAG_DAYS_REQUIRED, TAG_RESULT, TAG_STATE
 
     model = spec.registered_model_name
@@ -100,7 +100,7 @@ def history(client: MlflowClient, spec: UseCaseSpec) -> tuple[list[Event], list[
         versions = client.search_model_versions(f"name = '{model}'")
         serving = champion_history(client, model)
     except Exception as exc:  # a model never registered: no history yet
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc) or isinstance(exc, ModelNotFound):
+        if _model_is_missing(client, exc, model) or isinstance(exc, ModelNotFound):
             return [], []
         raise
     events = []
@@ -144,10 +144,7 @@ def model_health(storage: Storage, client: MlflowClient, spec: UseCaseSpec, last
     from mlloop.training_set import label_partitions, read_latest_labels
 
     events, serving = history(client, spec)
-    try:
-        current = aliases(client, spec.registered_model_name)
-    except Exception:
-        current = {}
+    current = aliases(client, spec.registered_model_name)
     scored = _days_in(storage, "predictions", spec.name, "date=*", "data.parquet")
     quarantined = _days_in(storage, "quarantine", spec.name, "*", "date=*", "rows.parquet")
     drifted = _days_in(storage, "reports", spec.name, "drift", "date=*", "report.json")

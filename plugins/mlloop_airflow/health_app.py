@@ -38,11 +38,20 @@ def plotly_js_path() -> str:
     return str(Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
 
 
+def may_read_use_case(use_case: str, user: Any) -> bool:
+    """Readers of a use case's health are those allowed to read its promotion DAG's runs."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    details = DagDetails(id=f"{use_case}__promotion")
+    return get_auth_manager().is_authorized_dag(
+        method="GET", access_entity=DagAccessEntity.RUN, details=details, user=user
+    )
+
+
 def create_app(
     storage_factory: "Callable[[], Storage] | None" = None, client_factory: "Callable[[], MlflowClient] | None" = None
 ) -> "FastAPI":
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.api_fastapi.core_api.security import GetUserDep
     from fastapi import FastAPI, HTTPException, status
     from fastapi.responses import FileResponse, HTMLResponse
@@ -66,10 +75,7 @@ def create_app(
         return MlflowHook().client
 
     def allowed(use_case: str, user: Any) -> bool:
-        details = DagDetails(id=f"{use_case}__promotion")
-        return get_auth_manager().is_authorized_dag(
-            method="GET", access_entity=DagAccessEntity.RUN, details=details, user=user
-        )
+        return may_read_use_case(use_case, user)
 
     @app.get(f"/{PLOTLY_JS}")
     def plotly_js() -> FileResponse:
