@@ -77,7 +77,8 @@ APPROVAL_DOC = """2. `approve_promotion` (this use case sets `promotion.require_
 
 SHADOW_DOC = """
 **Shadow gate** (`promotion.shadow_days: {days}`): a challenger that passes the gate above does not
-become champion: `mark_pending` sets alias `pending` (tag `shadow.state=pending`) and it never serves.
+become champion: `mark_pending` sets alias `pending` (tag `shadow.state=pending`) and it never serves
+(with no champion yet there is nothing to compare with: the first model is promoted as before).
 Batch scoring shadow-scores it beside the champion into `shadow/{name}/`. Each scored day
 (Asset `{name}.predictions`) runs this DAG again: `evaluate_challenger` then compares the pending
 version with the served predictions **on the rows both scored whose labels have landed**, on the

@@ -321,6 +321,25 @@ def describe_registry(registry: dict[str, Any]) -> list[str]:
     ]
     if "previous-champion" in aliases:
         lines.append(f"Previous champion (rollback target): v{aliases['previous-champion']}")
+    return lines + describe_shadow(registry)
+
+
+def describe_shadow(registry: dict[str, Any]) -> list[str]:
+    """The shadow comparison (promotion.shadow_days), from the pending and champion versions' shadow.* tags."""
+    aliases, tags = registry.get("aliases", {}), registry.get("tags", {})
+    lines = []
+    for alias in ("pending", "champion"):
+        mine = tags.get(alias, {})
+        if alias not in aliases or not mine.get("shadow.state"):
+            continue
+        days = mine.get("shadow.days") or "none yet"
+        gate = mine.get("shadow.gate.vs_champion", "")
+        lines.append(
+            f"Shadow: v{aliases[alias]} {mine['shadow.state']}, {mine.get('shadow.days_labelled', '0')} of "
+            f"{mine.get('shadow.days_required', '?')} labelled shadow days ({days})"
+            + (f"; vs the served predictions: {gate}" if gate else "")
+            + (f"; result: {mine['shadow.result']}" if mine.get("shadow.result") else "")
+        )
     return lines
 
 
@@ -343,6 +362,7 @@ def mlflow_online_lines(loop: Loop) -> list[str]:
         f"Quarantined rows: {storage.path('quarantine', loop.use_case)}",
         f"Online store: {online_store(loop)} (read it with Feast: see README)",
         f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
+        f"Model health (charts; also in the UI's Browse menu): {loop.airflow.url}/mlloop-health/{loop.use_case}",
         f"MLflow UI: {mlflow_ui(loop)}",
     ]
 

@@ -203,7 +203,8 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         }
         if decision.alerts:
             self.raise_alerts(context, decision)
-        passed_to = self.pending_task_id or self.promote_task_id
+        # Shadow days need a champion to compare with: the first model is promoted on the floor alone.
+        passed_to = self.pending_task_id if self.pending_task_id and champion else self.promote_task_id
         return self.branch_with_result(context, passed_to if decision.passed else self.reject_task_id, result)
 
     def run_shadow_gate(
