@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlloop.promotion import GateDecision, GatePolicy, Scorecard, SegmentScore, decide
+from mlloop.promotion import GateDecision, GatePolicy, Scorecard, decide
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -342,22 +342,10 @@ def labelled_shadow_rows(storage: Storage, spec: UseCaseSpec, version: str, sinc
 def _scorecard(
     spec: UseCaseSpec, version: str, rows: pd.DataFrame, score: str, trained_until: dt.date | None
 ) -> Scorecard:
-    from mlloop.evaluation import MISSING_SEGMENT
-    from mlloop.metrics import compute_metrics, get_metric
+    from mlloop.evaluation import scorecard_of
 
-    primary = get_metric(spec.model.primary_metric)
     y = rows[spec.labels.column].to_numpy(dtype="float64")
-    scores = rows[score].to_numpy(dtype="float64")
-    values = compute_metrics(list(dict.fromkeys([primary.name, *spec.model.metrics])), y, scores)
-    segments = {}
-    column = spec.promotion.segment_column
-    if column and column in rows.columns:
-        keys = rows[column].astype(object).where(rows[column].notna(), MISSING_SEGMENT).astype(str)
-        for key in sorted(keys.unique()):
-            mask = (keys == key).to_numpy()
-            value = compute_metrics([primary.name], y[mask], scores[mask])[primary.name]
-            segments[key] = SegmentScore(rows=int(mask.sum()), value=value)
-    return Scorecard(version, len(rows), values[primary.name], values, segments, trained_until)
+    return scorecard_of(spec, version, y, rows[score].to_numpy(dtype="float64"), rows, trained_until)
 
 
 def shadow_gate(storage: Storage, spec: UseCaseSpec, challenger: ModelRef, champion: ModelRef | None) -> ShadowEvidence:
