@@ -178,18 +178,23 @@ class ScorePartitionOperator(_PinnedModelMixin, UseCaseOperator):
 
     def shadow_model(self, context: Context) -> tuple[Any, Lineage] | None:
         """The shadow challenger pinned by ``resolve_shadow`` (loaded), if any (:mod:`mlloop.shadow`)."""
-        from mlloop.registry import get_version, load_model
+        from mlloop.registry import ModelIntegrityError, ModelNotFound, get_version, load_model
         from mlloop.scoring import Lineage
 
         if not isinstance(self.shadow, dict) or not self.shadow.get("version"):
             return None
-        ref = get_version(self.mlflow_client, self.shadow["name"], self.shadow["version"])
+        try:
+            ref = get_version(self.mlflow_client, self.shadow["name"], self.shadow["version"])
+            model = load_model(ref, self.mlflow_client)
+        except (ModelNotFound, ModelIntegrityError) as exc:  # evidence, not output: the day is scored anyway
+            self.log.warning("No shadow scoring of this part: %s", exc)
+            return None
         self.log.info(
             "Also scoring every chunk with shadow challenger %s v%s (not published as predictions)",
             ref.name,
             ref.version,
         )
-        return load_model(ref, self.mlflow_client), Lineage.of(ref, context["run_id"])
+        return model, Lineage.of(ref, context["run_id"])
 
 
 class CommitPredictionsOperator(UseCaseOperator):
