@@ -16,6 +16,7 @@ from bench.common import ROOT, SIZES, Result, write_results
 BENCHES = {
     "B1": ("bench.b1_parse", lambda s: {"spec_counts": s["parse_specs"]}),
     "B2": ("bench.b2_b3_scoring", lambda s: {"rows": s["scoring_rows"]}),
+    "B2S": ("bench.b2_shadow", lambda s: {"rows": s["scoring_rows"][-1:]}),
     "B4": ("bench.b4_training_set", lambda s: {"label_sizes": s["pit_labels"]}),
     "B5": ("bench.b5_b6_online", lambda s: {"rows": s["online_rows"]}),
     "B7": ("bench.b7_drift", lambda s: {"rows": s["drift_rows"]}),

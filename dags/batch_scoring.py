@@ -31,6 +31,7 @@ from mlloop_airflow.operators.scoring import (
     PlanScoringPartsOperator,
     ScorePartitionOperator,
 )
+from mlloop_airflow.operators.shadow import ResolveShadowOperator
 from mlloop_airflow.sensors.storage import PartitionSensor
 
 DOC = """
@@ -56,7 +57,7 @@ DOC = """
    one model version) and only then publishes `predictions/{name}/date=<day>/data.parquet` in one step,
    replacing a previous run's partition.
 
-Every prediction row carries the entity key, event timestamp, the model's input features, `score`
+{shadow}Every prediction row carries the entity key, event timestamp, the model's input features, `score`
 (and `predicted_class`), `model_name`, `model_version` and `airflow_run_id`; `model.json` beside the
 partition records the model policy and why that version was chosen.
 
@@ -72,6 +73,13 @@ partition records the model policy and why that version was chosen.
 - *commit_predictions failed*: the output broke a check (the log says which); nothing was published and the
   parts are kept under `staging/{name}/predictions/` for inspection.
 Rerunning a day is always safe: it replaces that day's partition.
+"""
+
+SHADOW_DOC = """**Shadow scoring** (`promotion.shadow_days`): `resolve_shadow` pins the pending challenger (else
+the challenger) when it is not the champion and the day is one it has not learned from; every part is
+then also scored with it, from the same features, and `commit_predictions` publishes those rows to
+`shadow/<use_case>/date=<day>/` (never read as predictions). A shadow that fails its checks is a warning.
+
 """
 
 for spec in load_specs():
@@ -93,6 +101,7 @@ for spec in load_specs():
             partitions=spec.scoring.partitions,
             chunk_rows=spec.scoring.chunk_rows,
             schedule=spec.schedule.scoring,
+            shadow=SHADOW_DOC if spec.promotion.shadow_days else "",
         )
         + on_call_doc(
             "`commit_predictions` logs what it published: rows (one per entity of the day), model version, "
@@ -114,15 +123,23 @@ for spec in load_specs():
             **common,
         )
         plan_parts = PlanScoringPartsOperator(task_id="plan_parts", partitions="{{ params.partitions }}", **common)
+        # promotion.shadow_days: the pending challenger is scored too, into the shadow area only.
+        shadow = (
+            ResolveShadowOperator(task_id="resolve_shadow", champion=resolve_champion.output, **common).output
+            if spec.promotion.shadow_days
+            else None
+        )
         score_partition = ScorePartitionOperator.partial(
             task_id="score_partition",
             champion=resolve_champion.output,
+            shadow=shadow,
             **common,
         ).expand_kwargs(plan_parts.output)
         commit_predictions = CommitPredictionsOperator(
             task_id="commit_predictions",
             champion=resolve_champion.output,
             parts=score_partition.output,
+            shadow=shadow,
             outlets=[predictions_asset(spec.name)],
             **common,
         )

@@ -14,10 +14,11 @@ from airflow.sdk import DAG, Param
 
 from mlloop.metrics import higher_is_better
 from mlloop.spec import load_specs
-from mlloop_airflow.assets import challenger_asset, champion_asset
+from mlloop_airflow.assets import challenger_asset, champion_asset, predictions_asset
 from mlloop_airflow.dag_defaults import MAX_MODEL_VERSION, default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.promotion import (
     EvaluateChallengerOperator,
+    MarkPendingOperator,
     PromoteChallengerOperator,
     RejectChallengerOperator,
 )
@@ -53,7 +54,7 @@ DOC = """
    Failed: `reject_challenger` tags the version `promotion.decision=rejected` with the reasons; the
    champion stays and the run is **green**: a rejection is a decision.
 
-**Triggered by**: Asset `{name}.challenger` (each newly trained version), or by hand (**version**
+{shadow}**Triggered by**: Asset `{name}.challenger` (each newly trained version), or by hand (**version**
 empty = alias `challenger`).
 
 **Emits**: Asset `{name}.champion` (only when the champion moved).
@@ -71,6 +72,20 @@ empty = alias `challenger`).
 APPROVAL_DOC = """2. `approve_promotion` (this use case sets `promotion.require_approval`) waits for a human to
    approve the move in the Airflow UI (Required actions), showing the gate table. Reject, or no
    answer within {hours} h, skips the promotion; the champion stays.
+"""
+
+
+SHADOW_DOC = """
+**Shadow gate** (`promotion.shadow_days: {days}`): a challenger that passes the gate above does not
+become champion: `mark_pending` sets alias `pending` (tag `shadow.state=pending`) and it never serves
+(with no champion yet there is nothing to compare with: the first model is promoted as before).
+Batch scoring shadow-scores it beside the champion into `shadow/{name}/`. Each scored day
+(Asset `{name}.predictions`) runs this DAG again: `evaluate_challenger` then compares the pending
+version with the served predictions **on the rows both scored whose labels have landed**, on the
+first {days} labelled shadow day(s), with the same floor, relative and segment rules, logs both
+evidences (holdout re-score and shadow) and promotes or rejects; with fewer days it waits (green).
+A newer challenger that passes the holdout gate supersedes the pending one.
+
 """
 
 
@@ -92,10 +107,14 @@ def promotion_params() -> dict[str, Param]:
 
 for spec in load_specs():
     approval = spec.promotion.require_approval
+    shadow = spec.promotion.shadow_days > 0
     with DAG(
         dag_id=spec.dag_id("promotion"),
         description=f"Gate the {spec.name} challenger against the champion on fresh data and promote or reject it",
-        schedule=[challenger_asset(spec.name)],
+        # With shadow days, each scored day also re-checks the pending version's shadow evidence.
+        schedule=(challenger_asset(spec.name) | predictions_asset(spec.name))
+        if shadow
+        else [challenger_asset(spec.name)],
         start_date=start_date(spec),
         catchup=False,
         max_active_runs=MAX_ACTIVE_RUNS,
@@ -117,6 +136,7 @@ for spec in load_specs():
             pool=CHAMPION_POOL,
             approval=APPROVAL_DOC.format(hours=int(APPROVAL_TIMEOUT.total_seconds() // 3600)) if approval else "",
             decided=3 if approval else 2,
+            shadow=SHADOW_DOC.format(days=spec.promotion.shadow_days, name=spec.name) if shadow else "",
             when_fails=spec.promotion.when_champion_fails_floor,
             when_fails_note=(
                 ", a challenger that strictly beats it (and passes the segment gate) is promoted even below the floor"
@@ -137,6 +157,7 @@ for spec in load_specs():
             version="{{ params.version }}",
             promote_task_id="approve_promotion" if approval else "promote_challenger",
             reject_task_id="reject_challenger",
+            pending_task_id="mark_pending" if shadow else None,
         )
         # A template, not evaluate.output: an XComArg would make promote a direct branch target of
         # evaluate, and branching to the approval would then skip it.
@@ -149,6 +170,8 @@ for spec in load_specs():
             outlets=[champion_asset(spec.name)],
         )
         reject = RejectChallengerOperator(task_id="reject_challenger", use_case=spec.name, evaluation=evaluation)
+        if shadow:
+            evaluate >> MarkPendingOperator(task_id="mark_pending", use_case=spec.name, evaluation=evaluation)
         if approval:
             approve = ApprovalOperator(
                 task_id="approve_promotion",

@@ -318,6 +318,28 @@ def describe_registry(registry: dict[str, Any]) -> list[str]:
     lines = [f"Champion: v{aliases['champion']} ({gate.describe() if gate else 'never gated'})"]
     if "previous-champion" in aliases:
         lines.append(f"Previous champion (rollback target): v{aliases['previous-champion']}")
+    return lines + describe_shadow(registry)
+
+
+def describe_shadow(registry: dict[str, Any]) -> list[str]:
+    """The shadow comparison (promotion.shadow_days), from the pending and champion versions' shadow.* tags."""
+    from mlloop import tags as tag_keys
+
+    aliases, tags = registry.get("aliases", {}), registry.get("tags", {})
+    lines = []
+    for alias in ("pending", "champion"):
+        mine = tags.get(alias, {})
+        if alias not in aliases or not mine.get(tag_keys.SHADOW_STATE):
+            continue
+        days = mine.get(tag_keys.SHADOW_DAYS) or "none yet"
+        gate = mine.get(tag_keys.SHADOW_PREFIX + tag_keys.GATE_VS_CHAMPION, "")
+        result = mine.get(tag_keys.SHADOW_RESULT)
+        lines.append(
+            f"Shadow: v{aliases[alias]} {mine[tag_keys.SHADOW_STATE]}, {mine.get(tag_keys.SHADOW_DAYS_LABELLED, '0')} "
+            f"of {mine.get(tag_keys.SHADOW_DAYS_REQUIRED, '?')} labelled shadow days ({days})"
+            + (f"; vs the served predictions: {gate}" if gate else "")
+            + (f"; result: {result}" if result else "")
+        )
     return lines
 
 
@@ -340,6 +362,7 @@ def mlflow_online_lines(loop: Loop) -> list[str]:
         f"Quarantined rows: {layout.QUARANTINE.area_folder(storage, loop.use_case)}",
         f"Online store: {online_store(loop)} (read it with Feast: see README)",
         f"Airflow UI: {loop.airflow.url}  login: {user} / {password}",
+        f"Model health (charts; also in the UI's Browse menu): {loop.airflow.url}/mlloop-health/{loop.use_case}",
         f"MLflow UI: {mlflow_ui(loop)}",
     ]
 

@@ -241,6 +241,11 @@ def rollback_target(client: MlflowClient, spec: UseCaseSpec, version: str | int 
         ref = get_version(client, model, target)
     except ModelNotFound as exc:
         raise RollbackRefused(str(exc)) from None
+    from mlloop.shadow import refuse_pending
+
+    pending = refuse_pending(ref)
+    if pending:
+        raise RollbackRefused(f"{pending}. Choose another version.")
     if ref.tags.get(tag_keys.DECISION) == REJECTED:
         raise RollbackRefused(
             f"{model} v{target} was rejected by the promotion gate "

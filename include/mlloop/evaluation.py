@@ -112,7 +112,6 @@ def scorecards(
     store: FeatureStore, spec: UseCaseSpec, labels: pd.DataFrame, models: dict[str, tuple[ModelRef, Any]]
 ) -> dict[str, Scorecard]:
     """Score each ``version -> (ref, loaded model)`` on the label rows every model has features for."""
-    from mlloop.metrics import compute_metrics, get_metric
     from mlloop.registry import predict_scores
     from mlloop.training import compute_threads, model_input, target
     from mlloop.training_set import LABEL_ROW, point_in_time_join
@@ -127,9 +126,6 @@ def scorecards(
     if not common:
         raise NotEvaluable("none of the fresh labelled rows has feature values in Feast")
 
-    segment = spec.promotion.segment_column
-    primary = get_metric(spec.model.primary_metric)
-    metrics = list(dict.fromkeys([primary.name, *spec.model.metrics]))
     cards = {}
     for version, (ref, model) in models.items():
         frame = joined[ref.tags.get(tag_keys.FEATURE_SERVICE) or spec.model.feature_service]
@@ -137,24 +133,29 @@ def scorecards(
         columns = list(getattr(model, "feature_names_in_", spec.model.features))
         with compute_threads():
             scores = predict_scores(model, model_input(frame, spec, columns), spec.model.task)
-        y = target(frame, spec)
-        values = compute_metrics(metrics, y, scores)
-        segments = {}
-        if segment is not None:
-            keys = frame[segment].astype(object).where(frame[segment].notna(), MISSING_SEGMENT).astype(str)
-            for key in sorted(keys.unique()):
-                mask = (keys == key).to_numpy()
-                value = compute_metrics([primary.name], y[mask], scores[mask])[primary.name]
-                segments[key] = SegmentScore(rows=int(mask.sum()), value=value)
-        cards[version] = Scorecard(
-            version=version,
-            rows=len(frame),
-            primary=values[primary.name],
-            metrics=values,
-            segments=segments,
-            trained_until=training_cutoff(ref),
-        )
+        cards[version] = scorecard_of(spec, version, target(frame, spec), scores, frame, training_cutoff(ref))
     return cards
+
+
+def scorecard_of(
+    spec: UseCaseSpec, version: str, y: Any, scores: Any, frame: pd.DataFrame, trained_until: dt.date | None
+) -> Scorecard:
+    """A version's scorecard from its scores of labelled rows: the spec's metrics overall, and the
+    primary metric per slice of ``promotion.segment_column`` (when ``frame`` has it; the shadow gate
+    uses this too, on the predictions each model made)."""
+    from mlloop.metrics import compute_metrics, get_metric
+
+    primary = get_metric(spec.model.primary_metric)
+    values = compute_metrics(list(dict.fromkeys([primary.name, *spec.model.metrics])), y, scores)
+    segments = {}
+    segment = spec.promotion.segment_column
+    if segment is not None and segment in frame.columns:
+        keys = frame[segment].astype(object).where(frame[segment].notna(), MISSING_SEGMENT).astype(str)
+        for key in sorted(keys.unique()):
+            mask = (keys == key).to_numpy()
+            value = compute_metrics([primary.name], y[mask], scores[mask])[primary.name]
+            segments[key] = SegmentScore(rows=int(mask.sum()), value=value)
+    return Scorecard(version, len(frame), values[primary.name], values, segments, trained_until)
 
 
 @dataclass(frozen=True)

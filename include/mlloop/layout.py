@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mlloop.spec import UseCaseSpec
     from mlloop.storage import Storage
 
-AREAS = ("landing", "quarantine", "staging", "features", "predictions", "reports")
+AREAS = ("landing", "quarantine", "staging", "features", "predictions", "reports", "shadow")
 FEATURE_VIEW = "<feature view>"
 """A kind's dataset that is the use case's feature view (``spec.features.feature_view``)."""
 PARTITION_PREFIX = "date="
@@ -130,6 +130,9 @@ MODEL_CHOICE = "model.json"
 """Beside a day's predictions: which version scored it, by which policy, and why."""
 DRIFT_SAMPLE = "drift_sample.parquet"
 """Beside a day's predictions: the fixed-size sample the drift check reads (:mod:`mlloop.prediction_sample`)."""
+SHADOW = PartitionKind("shadow", "shadow", None, "data.parquet")
+"""The pending challenger's predictions of a day (:mod:`mlloop.shadow`): never read as predictions."""
+SHADOW_PARTS = PartitionKind("shadow_parts", "staging", "shadow", "part-*.parquet")
 DRIFT_REPORT = PartitionKind("drift_report", "reports", "drift", "report.html")
 DRIFT_REPORT_JSON = "report.json"
 DRIFT_MARKER = "last_trigger.json"
@@ -148,6 +151,8 @@ KINDS = {
         FEATURES,
         LABELS,
         PREDICTIONS,
+        SHADOW,
+        SHADOW_PARTS,
         DRIFT_REPORT,
     )
 }

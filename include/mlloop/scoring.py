@@ -27,6 +27,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
     from feast import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -102,13 +104,16 @@ class PartResult:
     model_version: str
     airflow_run_id: str
     seconds: float
+    shadow_path: str | None = None
+    """The shadow challenger's part file, when the part was also scored with it (:mod:`mlloop.shadow`)."""
+    shadow_version: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartResult:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
 @dataclass(frozen=True)
@@ -360,8 +365,12 @@ def score_partition(
     partitions: int = 1,
     chunk_rows: int | None = None,
     fetch_rows: int | None = None,
+    shadow: tuple[Any, Lineage] | None = None,
 ) -> PartResult:
     """Score part ``partition`` of ``partitions`` of the day into its staging part file.
+
+    ``shadow`` (a loaded model and its lineage): also score every chunk with that model, from the same
+    features, into a second part file (:func:`mlloop.shadow.shadow_part_path`), written the same way.
 
     Window by window (``scoring.fetch_rows`` entity rows, one Feast query each): entity rows ->
     features (``fetch_features``, Feast in production) -> back in window order; then chunk by chunk
@@ -377,11 +386,15 @@ def score_partition(
     started = time.perf_counter()
     schema = output_schema(spec, storage.read_schema(features_path(storage, spec, day)))
     target = part_path(storage, spec, day, partition, partitions)
+    from mlloop.shadow import shadow_part_path
+
     rows_in = rows_out = chunks = 0
+    shadow_target = shadow_part_path(storage, spec, day, partition, partitions) if shadow else None
     with (
         storage.atomic_path(target) as tmp,
         storage.fs.open(tmp, "wb") as handle,
         pq.ParquetWriter(handle, schema, **writer_options(schema)) as writer,
+        _optional_writer(storage, shadow_target, schema) as shadow_writer,
     ):
 
         def with_features(entities: pd.DataFrame) -> pd.DataFrame:
@@ -395,6 +408,8 @@ def score_partition(
                 rows = window.iloc[start : start + chunk_rows]
                 table = to_table(score_frame(model, spec, rows, lineage), schema)
                 writer.write_table(table)
+                if shadow is not None and shadow_writer is not None:
+                    shadow_writer.write_table(to_table(score_frame(shadow[0], spec, rows, shadow[1]), schema))
                 rows_out += table.num_rows
                 chunks += 1
                 log.info("part %d/%d chunk %d: scored %d rows", partition, partitions, chunks, table.num_rows)
@@ -410,7 +425,25 @@ def score_partition(
         model_version=lineage.model_version,
         airflow_run_id=lineage.airflow_run_id,
         seconds=round(time.perf_counter() - started, 3),
+        shadow_path=shadow_target,
+        shadow_version=shadow[1].model_version if shadow else None,
     )
+
+
+@contextmanager
+def _optional_writer(storage: Storage, target: str | None, schema: pa.Schema) -> Iterator[pq.ParquetWriter | None]:
+    """A parquet writer publishing ``target`` atomically when the block succeeds; None without a target."""
+    import pyarrow.parquet as pq
+
+    if target is None:
+        yield None
+        return
+    with (
+        storage.atomic_path(target) as tmp,
+        storage.fs.open(tmp, "wb") as handle,
+        pq.ParquetWriter(handle, schema, **writer_options(schema)) as writer,
+    ):
+        yield writer
 
 
 def prefetched(windows: Iterator[pd.DataFrame], load: Callable[[pd.DataFrame], pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -548,8 +581,36 @@ def commit_predictions(
     drawn from, so a reader never pairs it with other rows. On a validation failure nothing is
     published and the parts stay in staging for inspection.
     """
-    import pyarrow.parquet as pq
+    result = publish_parts(
+        storage,
+        spec,
+        day,
+        parts,
+        lineage=lineage,
+        target=predictions_path(storage, spec, day),
+        expected_rows=expected_rows,
+        chunk_rows=chunk_rows,
+    )
+    # The drift check's fixed-size sample of exactly these rows (bench B7: its cost stays flat).
+    # Predictions only: the shadow partition is never read as predictions, so it has no sample.
+    from mlloop.prediction_sample import write_day_sample
 
+    write_day_sample(storage, spec, day)
+    return result
+
+
+def publish_parts(
+    storage: Storage,
+    spec: UseCaseSpec,
+    day: dt.date,
+    parts: Sequence[PartResult],
+    *,
+    lineage: Lineage,
+    target: str,
+    expected_rows: int | None = None,
+    chunk_rows: int | None = None,
+) -> CommitResult:
+    """:func:`commit_predictions` into any ``target`` (the shadow partition uses it too)."""
     if not parts:
         raise PredictionValidationError("no scored parts to commit")
     ordered = sorted(parts, key=lambda p: p.partition)
@@ -564,8 +625,25 @@ def commit_predictions(
     stats = validate_parts(
         storage, spec, [p.path for p in ordered], expected_rows=expected_rows, lineage=lineage, batch_rows=chunk_rows
     )
+    _publish(storage, ordered, target, chunk_rows)
+    classification = spec.model.task == "classification"
+    return CommitResult(
+        path=target,
+        rows=stats.rows,
+        parts=len(ordered),
+        model_name=lineage.model_name,
+        model_version=lineage.model_version,
+        score_min=stats.score_min,
+        score_mean=stats.score_sum / stats.rows if stats.rows else None,
+        score_max=stats.score_max,
+        positive_share=(stats.positives / stats.rows if stats.rows else None) if classification else None,
+    )
 
-    target = predictions_path(storage, spec, day)
+
+def _publish(storage: Storage, ordered: Sequence[PartResult], target: str, chunk_rows: int) -> None:
+    """Move one part, or stream several into one file, over ``target`` in one step; drop the parts."""
+    import pyarrow.parquet as pq
+
     if len(ordered) == 1:
         storage.move(ordered[0].path, target)
     else:
@@ -580,22 +658,6 @@ def commit_predictions(
                     writer.write_batch(batch)
         for part in ordered:
             storage.delete(part.path)
-    # The drift check's fixed-size sample of exactly these rows (bench B7: its cost stays flat).
-    from mlloop.prediction_sample import write_day_sample
-
-    write_day_sample(storage, spec, day)
-    classification = spec.model.task == "classification"
-    return CommitResult(
-        path=target,
-        rows=stats.rows,
-        parts=len(ordered),
-        model_name=lineage.model_name,
-        model_version=lineage.model_version,
-        score_min=stats.score_min,
-        score_mean=stats.score_sum / stats.rows if stats.rows else None,
-        score_max=stats.score_max,
-        positive_share=(stats.positives / stats.rows if stats.rows else None) if classification else None,
-    )
 
 
 def score_day(

@@ -178,6 +178,15 @@ class PromotionSpec(_Strict):
             "it even below the floor (with an alert), keep it (logged), or keep it and alert"
         ),
     )
+    shadow_days: int = Field(
+        default=0,
+        ge=0,
+        le=60,
+        description=(
+            "0: a challenger that passes the gate is promoted. N: it becomes pending, is shadow-scored beside "
+            "the champion, and is promoted only if it also wins on the predictions it made on N labelled days"
+        ),
+    )
 
 
 class ScoringSpec(_Strict):

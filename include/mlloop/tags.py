@@ -54,10 +54,20 @@ GATE_CHECK_SEPARATOR = "; "  # a gate check's value: "status; challenger=..; cha
 MAX_TEXT = 4900  # MLflow caps a tag value at 5000 characters
 
 # ------------------------------------------------------------------ monitoring runs
+# Shadow evaluation of a pending challenger (:mod:`mlloop.shadow`), on the model version.
+SHADOW_PREFIX = "shadow."  # the shadow gate's checks are the gate's tags under this prefix
+SHADOW_STATE = "shadow.state"  # pending | promoted | rejected | superseded
+SHADOW_DAYS_REQUIRED = "shadow.days_required"
+SHADOW_PENDING_SINCE = "shadow.pending_since"
+SHADOW_DAYS_LABELLED = "shadow.days_labelled"
+SHADOW_DAYS = "shadow.days"
+SHADOW_RESULT = "shadow.result"
+SHADOW_CHECKED_AT = "shadow.checked_at"
+
 RUN_KIND = "run_kind"
 
 # Which DAG run wrote a decision: "<prefix>.dag_id" / "<prefix>.dag_run_id", prefix gate, promotion, rollback.
-GATE, PROMOTION, ROLLBACK = "gate", "promotion", "rollback"
+GATE, PROMOTION, ROLLBACK, SHADOW = "gate", "promotion", "rollback", "shadow"
 
 
 def run_tags(prefix: str, dag_id: str, dag_run_id: str) -> dict[str, str]:

@@ -98,8 +98,11 @@ def test_registry_aliases_follow_the_gate(loop: Loop, spec: UseCaseSpec, mlflow:
     assert "champion" in aliases
     versions = mlflow.search_model_versions(f"name='{model}'")
     assert len(versions) >= 2, "the first training and the drift-triggered retraining each register a version"
-    decided = {str(v.version): v.tags.get("promotion.decision") for v in versions}
-    assert set(decided.values()) <= {"promoted", "rejected"}
+    decided = {str(v.version): v.tags.get("promotion.decision") or v.tags.get("shadow.state") for v in versions}
+    # With promotion.shadow_days a challenger that passed the gate may still wait for its shadow days.
+    assert set(decided.values()) <= {"promoted", "rejected", "pending", "superseded"}
+    if "pending" in aliases:
+        assert decided[aliases["pending"]] == "pending" and aliases["pending"] != aliases["champion"]
     assert decided[aliases["champion"]] == "promoted"
     newest = max(versions, key=lambda v: int(v.version))
     run = mlflow.get_run(newest.run_id)

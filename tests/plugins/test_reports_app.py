@@ -146,7 +146,8 @@ def test_the_plugin_mounts_the_app_lazily() -> None:
 
     import mlloop_plugin
 
-    (app,) = mlloop_plugin.MlloopPlugin.fastapi_apps
-    assert app["url_prefix"] == "/mlloop"
-    assert isinstance(app["app"], LazyApp) and app["app"]._app is None
+    apps = {app["url_prefix"]: app for app in mlloop_plugin.MlloopPlugin.fastapi_apps}
+    assert set(apps) == {"/mlloop", "/mlloop-health"}  # the reports app and the model health view
+    for app in apps.values():
+        assert isinstance(app["app"], LazyApp) and app["app"]._app is None
     assert "mlloop_plugin" in sys.modules

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlloop.promotion import GateDecision
     from mlloop.registry import ModelRef
     from mlloop.services import Services
+    from mlloop.shadow import ShadowEvidence
     from mlloop.spec import UseCaseSpec
 
 
@@ -64,24 +65,48 @@ def gate_tags(evaluation: Evaluation, run: RunInfo) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class GateOutcome:
-    """What :func:`evaluate_challenger` found: ``evaluation`` is None when there was nothing to decide."""
+    """What :func:`evaluate_challenger` found: ``evaluation`` is None when there was nothing to decide.
+
+    With ``promotion.shadow_days``, a pending version is judged by its ``shadow`` evidence instead
+    (no decision yet while its shadow days are not labelled), and a challenger that passes the
+    holdout gate against a champion goes ``to_pending``, not to promotion.
+    """
 
     version: str | None
     champion: str | None
     evaluation: Evaluation | None = None
     reasons: list[str] = field(default_factory=list)
+    shadow: ShadowEvidence | None = None
+    shadow_table: str = ""
+    to_pending: bool = False
 
     @property
     def decision(self) -> GateDecision | None:
+        if self.shadow is not None:
+            return self.shadow.decision
         return self.evaluation.decision if self.evaluation else None
 
     @property
     def passed(self) -> bool:
-        return self.evaluation is not None and self.evaluation.decision.passed
+        return self.decision is not None and self.decision.passed
 
     def as_dict(self, spec: UseCaseSpec) -> dict[str, Any]:
         """The evaluate task's XCom (promote and reject read ``version``, ``champion``, ``reasons``)."""
         outcome: dict[str, Any] = {"version": self.version, "champion": self.champion}
+        if self.shadow is not None:
+            from mlloop.shadow import as_result
+
+            shadowed = {**outcome, "table": self.shadow_table, "shadow": as_result(self.shadow)}
+            if self.shadow.decision is None:
+                return {**shadowed, "evaluated": False, "reasons": ["waiting for labelled shadow days"]}
+            decision = self.shadow.decision
+            return {
+                **shadowed,
+                "evaluated": True,
+                "passed": decision.passed,
+                "reasons": decision.reasons,
+                "alerts": decision.alerts,
+            }
         if self.evaluation is None:
             return {**outcome, "evaluated": False, "reasons": self.reasons}
         decision = self.evaluation.decision
@@ -100,7 +125,8 @@ def resolve_challenger(
     services: Services, spec: UseCaseSpec, version: Any, event_versions: list[Any]
 ) -> tuple[str | None, str]:
     """(version to evaluate, where it came from): the parameter, else the newest triggering
-    challenger event's, else alias ``challenger``."""
+    challenger event's, else (with ``promotion.shadow_days``) the pending version, else alias
+    ``challenger``. With shadow days a predictions event (no version) checks only the pending version."""
     from mlloop.registry import CHALLENGER, get_alias
 
     if is_set(version):
@@ -108,6 +134,14 @@ def resolve_challenger(
     events = [v for v in event_versions if is_set(v)]
     if events:
         return max((parse_version(v, "version in the asset event") for v in events), key=int), "the challenger event"
+    if spec.promotion.shadow_days:
+        from mlloop.shadow import pending_version
+
+        pending = pending_version(services.mlflow, spec)
+        if pending is not None:
+            return pending.version, "alias pending"
+        if event_versions:
+            return None, "nowhere: a predictions event, and no version is pending"
     ref = get_alias(services.mlflow, spec.registered_model_name, CHALLENGER)
     return (ref.version, "alias challenger") if ref else (None, "nowhere: no alias challenger")
 
@@ -140,6 +174,11 @@ def evaluate_challenger(
         challenger = get_version(client, model, version)
     except ModelNotFound as exc:
         raise StepFailed(f"{exc} (version from {source})") from None
+    if spec.promotion.shadow_days:
+        from mlloop.shadow import is_pending
+
+        if is_pending(challenger):
+            return shadow_gate(services, spec, challenger, champion, log)
     log.info(
         "Evaluating %s v%s (from %s) against %s",
         model,
@@ -148,7 +187,28 @@ def evaluate_challenger(
         f"champion v{champion.version}" if champion else "no champion (the floor alone decides)",
     )
     evaluation = run_gate(services, spec, run, challenger, champion, log)
-    return GateOutcome(version, champion_version, evaluation)
+    # Shadow days need a champion to compare with: the first model is promoted on the holdout gate alone.
+    to_pending = bool(spec.promotion.shadow_days) and champion is not None
+    return GateOutcome(version, champion_version, evaluation, to_pending=to_pending)
+
+
+def shadow_gate(
+    services: Services, spec: UseCaseSpec, challenger: ModelRef, champion: ModelRef | None, log: StepLog = LOG
+) -> GateOutcome:
+    """The pending version's second gate (:func:`mlloop.shadow.shadow_gate`): both evidences in the
+    log and on the version; promote or reject once its shadow days are labelled, else wait."""
+    from mlloop.champion import set_version_tags
+    from mlloop.shadow import holdout_summary
+    from mlloop.shadow import shadow_gate as judge_shadow
+
+    model = challenger.name
+    evidence = judge_shadow(services.storage, spec, challenger, champion)
+    set_version_tags(services.mlflow, model, challenger.version, evidence.tags())
+    table = f"{holdout_summary(challenger)}\n{evidence.table(spec)}"
+    log.info("\n%s", table)
+    if evidence.decision is None:
+        log.info("%s v%s stays pending: %s", model, challenger.version, evidence.describe())
+    return GateOutcome(challenger.version, champion.version if champion else None, shadow=evidence, shadow_table=table)
 
 
 def promote_challenger(
@@ -167,6 +227,7 @@ def promote_challenger(
     """
     from mlloop.champion import ChampionChanged, current_champion, promote, reject, serving_day
     from mlloop.registry import CHAMPION, get_alias, get_version
+    from mlloop.shadow import PROMOTED, REJECTED, conclude
 
     evaluation = as_mapping(evaluated, "evaluation")
     version, evaluated_against = str(evaluation["version"]), evaluation.get("champion")
@@ -186,6 +247,7 @@ def promote_challenger(
         again = run_gate(services, spec, run, get_version(client, model, version), get_alias(client, model, CHAMPION))
         if not again.decision.passed:
             reject(client, spec, version, again.decision.reasons, tags=decided_by)
+            conclude(client, spec, version, REJECTED, "; ".join(again.decision.reasons))
             raise StepSkipped(
                 f"REJECTED on re-evaluation (a decision, not a failure): {model} v{version} does not beat the "
                 f"current champion v{current}: {'; '.join(again.decision.reasons)}. Champion stays v{current}."
@@ -200,6 +262,8 @@ def promote_challenger(
             f"{exc} Something outside {serialized_by} moves aliases (a script, another Airflow "
             f"deployment on the same registry?): stop it, then clear task evaluate_challenger."
         ) from None
+    if conclude(client, spec, version, PROMOTED, "promoted after its shadow days"):
+        log.info("v%s's pending state ends: the shadow gate passed", version)
     log.info(
         "PROMOTED: %s; serves scoring days from %s on (data time: the day after its training cutoff)",
         move.describe(),
@@ -219,6 +283,9 @@ def reject_challenger(
     reasons = list(evaluation.get("reasons") or ["the promotion gate failed"])
     decided_by = tag_keys.run_tags(tag_keys.PROMOTION, run.dag_id, run.run_id)
     reject(services.mlflow, spec, version, reasons, tags=decided_by)
+    from mlloop.shadow import REJECTED, conclude
+
+    conclude(services.mlflow, spec, version, REJECTED, "; ".join(reasons))
     log.info(
         "REJECTED (a decision, not a failure): %s v%s stays out of service; champion remains %s. Why: %s",
         spec.registered_model_name,
@@ -255,3 +322,26 @@ def rollback_champion(
         raise StepFailed(f"rollback refused: {exc}") from None
     log.info("ROLLED BACK: %s", move.describe())
     return move
+
+
+def mark_pending(
+    services: Services, spec: UseCaseSpec, run: RunInfo, evaluated: Any, log: StepLog = LOG
+) -> dict[str, Any]:
+    """The challenger passed the holdout gate; with ``promotion.shadow_days`` it becomes pending
+    (alias ``pending``, tag ``shadow.state=pending``) instead of champion, and never serves meanwhile:
+    batch scoring shadow-scores it, and the promotion DAG decides once its shadow days are labelled."""
+    from mlloop.shadow import mark_pending as make_pending
+
+    version = str(as_mapping(evaluated, "evaluation")["version"])
+    model = spec.registered_model_name
+    decided_by = tag_keys.run_tags(tag_keys.SHADOW, run.dag_id, run.run_id)
+    superseded = make_pending(services.mlflow, spec, version, decided_by)
+    log.info(
+        "PENDING: %s v%s passed the holdout gate and waits for %d labelled shadow day(s) before the shadow "
+        "gate decides (promotion.shadow_days); it does not serve meanwhile.%s",
+        model,
+        version,
+        spec.promotion.shadow_days,
+        f" It supersedes pending v{superseded}." if superseded else "",
+    )
+    return {"version": version, "superseded": superseded}

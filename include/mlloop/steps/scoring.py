@@ -16,7 +16,7 @@ from mlloop.steps import LOG, StepFailed, StepLog, StepSkipped, is_set
 
 if TYPE_CHECKING:
     from mlloop.registry import ModelRef
-    from mlloop.scoring import CommitResult, FeatureFetcher, PartResult
+    from mlloop.scoring import CommitResult, FeatureFetcher, Lineage, PartResult
     from mlloop.services import Services
     from mlloop.spec import UseCaseSpec
 
@@ -141,11 +141,13 @@ def score_part(
     partitions: int = 1,
     chunk_rows: int | None = None,
     fetch_features: FeatureFetcher | None = None,
+    shadow: tuple[Any, Lineage] | None = None,
     log: StepLog = LOG,
 ) -> PartResult:
     """Score part ``partition`` of ``partitions`` of the day's entities with the pinned version,
     features from Feast (point-in-time, the version's feature service; ``fetch_features`` replaces
-    it in bench), into a staging part file."""
+    it in bench), into a staging part file; with ``shadow`` (:func:`load_shadow`) every chunk is
+    also scored by the shadow challenger, from the same features, into a shadow part."""
     from mlloop.scoring import Lineage, ScoringError, feast_fetcher, score_partition
 
     ref = loaded.ref
@@ -172,6 +174,7 @@ def score_part(
             partition=partition,
             partitions=partitions,
             chunk_rows=chunk_rows,
+            shadow=shadow,
         )
     except ScoringError as exc:
         raise StepFailed(str(exc)) from None
@@ -222,3 +225,67 @@ def commit(
     storage.write_bytes(json.dumps(policy, indent=2).encode(), model_choice_path(storage, spec, day))
     log.info("Model choice: %s v%s by policy %s (%s)", *[policy[k] for k in list(policy)[:4]])
     return result, policy
+
+
+# ------------------------------------------------------------------------------ shadow scoring
+def resolve_shadow(
+    services: Services, spec: UseCaseSpec, day: dt.date, pinned: dict[str, Any], log: StepLog = LOG
+) -> dict[str, str] | None:
+    """The version to shadow-score ``day`` with (``{"name", "version"}``: the pending version, else
+    the challenger), or None with the reason in the log (:func:`mlloop.shadow.shadow_candidate`).
+    Shadow scoring never fails a scoring run: it is evidence, not output."""
+    from mlloop.shadow import shadow_candidate
+
+    champion = pinned_ref(services, pinned)
+    ref, why = shadow_candidate(services.mlflow, spec, champion, day)
+    if ref is None:
+        log.info("No shadow scoring for %s: %s", day, why)
+        return None
+    log.info("Shadow-scoring %s with %s beside champion v%s", day, why, champion.version)
+    return {"name": ref.name, "version": ref.version}
+
+
+def load_shadow(services: Services, shadow: Any, run_id: str, log: StepLog = LOG) -> tuple[Any, Lineage] | None:
+    """The shadow challenger pinned by :func:`resolve_shadow`, loaded, or None (none pinned, or it
+    cannot be loaded: a warning, the day is scored anyway)."""
+    from mlloop.registry import ModelIntegrityError, ModelNotFound, get_version, load_model
+    from mlloop.scoring import Lineage
+
+    if not isinstance(shadow, dict) or not shadow.get("version"):
+        return None
+    try:
+        ref = get_version(services.mlflow, shadow["name"], shadow["version"])
+        model = load_model(ref, services.mlflow)
+    except (ModelNotFound, ModelIntegrityError) as exc:  # evidence, not output: the day is scored anyway
+        log.warning("No shadow scoring of this part: %s", exc)
+        return None
+    log.info(
+        "Also scoring every chunk with shadow challenger %s v%s (not published as predictions)", ref.name, ref.version
+    )
+    return model, Lineage.of(ref, run_id)
+
+
+def commit_shadow(
+    services: Services,
+    spec: UseCaseSpec,
+    day: dt.date,
+    shadow: Any,
+    parts: list[PartResult],
+    rows: int,
+    run_id: str,
+    log: StepLog = LOG,
+) -> None:
+    """Publish the shadow parts into the shadow area (never as predictions). A shadow that fails its
+    checks is a warning: it must never cost the day's predictions."""
+    from mlloop.scoring import Lineage, PredictionValidationError
+    from mlloop.shadow import commit_shadow as publish_shadow
+
+    if not isinstance(shadow, dict) or not shadow.get("version"):
+        return
+    lineage = Lineage(str(shadow["name"]), str(shadow["version"]), run_id)
+    try:
+        result = publish_shadow(services.storage, spec, day, parts, lineage=lineage, expected_rows=rows)
+    except PredictionValidationError as exc:
+        log.warning("Shadow scoring of %s not published (the predictions are): %s", day, exc)
+        return
+    log.info("Published shadow (not predictions): %s", result.describe())

@@ -36,6 +36,8 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
     :param version: model version to evaluate; empty: the triggering event's, else alias challenger. (templated)
     :param promote_task_id: task to run when the gate passes (promotion, or an approval before it).
     :param reject_task_id: task to run when the gate fails.
+    :param pending_task_id: with ``promotion.shadow_days``: task to run when the holdout gate passes
+        against a champion (the version becomes pending; its shadow days decide later).
     """
 
     template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "version")
@@ -48,12 +50,14 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         version: int | str | None = None,
         promote_task_id: str = "promote_challenger",
         reject_task_id: str = "reject_challenger",
+        pending_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.version = version
         self.promote_task_id = promote_task_id
         self.reject_task_id = reject_task_id
+        self.pending_task_id = pending_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlloop.steps import promotion
@@ -68,7 +72,8 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         self.link_to_model_version(self.spec.registered_model_name, str(outcome.version))
         if outcome.decision.alerts:
             self.raise_alerts(context, outcome.decision)
-        return self.branch_with_result(context, self.promote_task_id if outcome.passed else self.reject_task_id, result)
+        passed_to = self.pending_task_id if outcome.to_pending and self.pending_task_id else self.promote_task_id
+        return self.branch_with_result(context, passed_to if outcome.passed else self.reject_task_id, result)
 
     def raise_alerts(self, context: Context, decision: GateDecision) -> None:
         """The champion fails the floor: a WARNING in this log, and (unless the spec says ``keep``) an
@@ -187,3 +192,25 @@ class RollbackChampionOperator(_RegistryOperator):
         extra = {"version": move.champion, "previous_champion": move.previous_champion, "rollback": True}
         self.set_outlet_extra(context, extra)
         return move.as_dict()
+
+
+class MarkPendingOperator(_RegistryOperator):
+    """The challenger passed the holdout gate; with ``promotion.shadow_days`` set it becomes pending
+    (alias ``pending``, tag ``shadow.state=pending``) instead of champion (:func:`mlloop.steps.promotion.mark_pending`).
+
+    :param evaluation: the evaluate task's result (``version``). (templated)
+    """
+
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "evaluation")
+    ui_color = "#efe3f7"
+
+    def __init__(self, *, evaluation: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.evaluation = evaluation
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlloop.steps import promotion
+
+        result = promotion.mark_pending(self.services, self.spec, self.run_info(context), self.evaluation, self.log)
+        self.link_to_model_version(self.spec.registered_model_name, result["version"])
+        return result

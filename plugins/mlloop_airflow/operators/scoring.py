@@ -52,9 +52,16 @@ class ScorePartitionOperator(UseCaseOperator):
     :param partition: which part to score, ``0 <= partition < partitions``. (templated)
     :param partitions: how many parts the day is split into. (templated)
     :param chunk_rows: rows per chunk; default the spec's ``scoring.chunk_rows``.
+    :param shadow: the shadow challenger pinned by ``ResolveShadowOperator``, or None. (templated)
     """
 
-    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "champion", "partition", "partitions")
+    template_fields: Sequence[str] = (
+        *UseCaseOperator.template_fields,
+        "champion",
+        "partition",
+        "partitions",
+        "shadow",
+    )
     ui_color = "#dcecd9"
 
     def __init__(
@@ -64,10 +71,12 @@ class ScorePartitionOperator(UseCaseOperator):
         partition: Any = 0,
         partitions: Any = 1,
         chunk_rows: int | None = None,
+        shadow: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.champion = champion
+        self.shadow = shadow
         self.partition = partition
         self.partitions = partitions
         self.chunk_rows = chunk_rows
@@ -85,6 +94,7 @@ class ScorePartitionOperator(UseCaseOperator):
             partition=int(self.partition),
             partitions=int(self.partitions),
             chunk_rows=self.chunk_rows,
+            shadow=scoring.load_shadow(self.services, self.shadow, context["run_id"], self.log),
             log=self.log,
         )
         return result.as_dict()
@@ -102,15 +112,18 @@ class CommitPredictionsOperator(UseCaseOperator):
 
     :param champion: the pinned version, as returned by ``ResolveChampionOperator``. (templated)
     :param parts: the results of the scoring tasks (their XCom). (templated)
+    :param shadow: the shadow challenger pinned by ``ResolveShadowOperator``, or None: its parts are
+        published to the shadow area, never as predictions. (templated)
     """
 
-    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "champion", "parts")
+    template_fields: Sequence[str] = (*UseCaseOperator.template_fields, "champion", "parts", "shadow")
     ui_color = "#c9e4c5"
 
-    def __init__(self, *, champion: Any, parts: Any, **kwargs: Any) -> None:
+    def __init__(self, *, champion: Any, parts: Any, shadow: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.champion = champion
         self.parts = parts
+        self.shadow = shadow
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlloop.scoring import PartResult
@@ -124,4 +137,5 @@ class CommitPredictionsOperator(UseCaseOperator):
         result, choice = scoring.commit(self.services, self.spec, day, self.champion, parts, run_id, log=self.log)
         extra = {"day": day.isoformat(), "model_version": result.model_version, "rows": result.rows}
         self.set_outlet_extra(context, {**extra, "model_policy": choice["model_policy"]})
+        scoring.commit_shadow(self.services, self.spec, day, self.shadow, parts, result.rows, run_id, self.log)
         return result.as_dict()

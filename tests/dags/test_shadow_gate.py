@@ -1,0 +1,147 @@
+"""The shadow gate through Airflow (``dag.test()``): real Feast, real MLflow store, real storage.
+
+credit_risk with ``promotion.shadow_days: 2`` (floor lowered to 0.55, as in test_model_lifecycle,
+because six days of training rows make a weak model). ``good`` is the small pipeline trained on the
+generator's labels; ``bad`` is the same pipeline trained on shuffled labels (AUC about 0.5).
+
+* a challenger that passes the holdout gate becomes pending, not champion, and never serves: batch
+  scoring publishes the champion's predictions and the pending version's rows only under shadow/;
+* the promotion DAG waits (green) until two shadow days are labelled, then decides on the
+  predictions each model made: the bad pending version is rejected even though its holdout record
+  says it passed, the good one is promoted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from loop_fixtures import SMALL, ingest_days, labelled_frame, register_champion, task_states, train_small_model
+from mlloop.landing import date_range
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DAYS = date_range(dt.date(2026, 6, 1), dt.date(2026, 6, 10))
+SHADOW_DAYS = DAYS[5:7]  # labels of observation day d land on d+3: both are labelled by DAYS[-1]
+
+
+@pytest.fixture
+def shadow_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import yaml
+
+    from mlloop.spec import get_spec
+
+    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
+    raw["promotion"].update(min_primary_metric=0.55, shadow_days=2)
+    folder = tmp_path / "use_cases"
+    folder.mkdir()
+    (folder / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(folder))
+    return get_spec("credit_risk")
+
+
+@pytest.fixture
+def models(airflow_db, feast_registry, storage, shadow_spec):  # type: ignore[no-untyped-def]
+    ingest_days(storage, shadow_spec, DAYS, **SMALL)
+    frame = labelled_frame(storage, shadow_spec, DAYS[:5])
+    shuffled = frame.assign(
+        **{shadow_spec.labels.column: np.random.default_rng(0).permutation(frame[shadow_spec.labels.column])}
+    )
+    return {"good": train_small_model(shadow_spec, frame), "bad": train_small_model(shadow_spec, shuffled)}
+
+
+def dag(dag_id: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / f"{dag_id.split('__', 1)[1]}.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
+
+
+def register(spec: Any, storage: Any, model: Any, cutoff: dt.date, alias: str | None) -> str:
+    from mlloop.registry import mlflow_client
+
+    ref = register_champion(spec, labelled_frame(storage, spec, DAYS[:5]), model=model, alias=alias)
+    name = spec.registered_model_name
+    mlflow_client().set_model_version_tag(name, ref.version, "training_cutoff", cutoff.isoformat())
+    return ref.version
+
+
+def score(day: dt.date) -> Any:
+    run = dag("credit_risk__batch_scoring").test(run_conf={"day": day.isoformat()})
+    assert run.state == "success", task_states(run)
+    return run
+
+
+@pytest.mark.parametrize(("champion", "challenger", "promoted"), [("good", "bad", False), ("bad", "good", True)])
+def test_a_pending_challenger_is_decided_on_its_shadow_days(
+    storage, shadow_spec, models, champion, challenger, promoted
+) -> None:  # type: ignore[no-untyped-def]
+    from mlloop.champion import current_champion
+    from mlloop.registry import aliases, get_version, mlflow_client
+    from mlloop.scoring import predictions_path
+    from mlloop.shadow import PENDING, mark_pending, shadow_path
+
+    client, name = mlflow_client(), shadow_spec.registered_model_name
+    v1 = register(shadow_spec, storage, models[champion], DAYS[3], alias="champion")
+    v2 = register(shadow_spec, storage, models[challenger], DAYS[4], alias="challenger")
+    # The holdout gate passed (its record, as evaluate_challenger writes it; that path is tested in
+    # test_model_lifecycle): with shadow_days the challenger becomes pending instead of champion.
+    client.set_model_version_tag(name, v2, "gate.passed", "true")
+    mark_pending(client, shadow_spec, v2)
+
+    promotion = dag("credit_risk__promotion")
+    waiting = promotion.test()
+    assert task_states(waiting)["evaluate_challenger"] == "success"
+    assert "promote_challenger" not in task_states(waiting) or task_states(waiting)["promote_challenger"] == "skipped"
+    assert get_version(client, name, v2).tags["shadow.days_labelled"] == "0"
+
+    for day in SHADOW_DAYS:
+        run = score(day)
+        assert task_states(run)["resolve_shadow"] == "success"
+        served = storage.read_frame(predictions_path(storage, shadow_spec, day))
+        shadow = storage.read_frame(shadow_path(storage, shadow_spec, day))
+        assert set(served["model_version"]) == {v1}  # a pending challenger never serves
+        assert set(shadow["model_version"]) == {v2} and len(shadow) == len(served)
+        assert current_champion(client, name) == v1
+
+    decided = promotion.test()
+
+    states = task_states(decided)
+    assert decided.state == "success", states
+    assert states["promote_challenger" if promoted else "reject_challenger"] == "success", states
+    assert states["reject_challenger" if promoted else "promote_challenger"] == "skipped", states
+    assert states["mark_pending"] == "skipped"
+    tags = get_version(client, name, v2).tags
+    assert current_champion(client, name) == (v2 if promoted else v1)
+    assert tags["shadow.state"] == ("promoted" if promoted else "rejected")
+    assert tags["shadow.days"] == ",".join(d.isoformat() for d in SHADOW_DAYS)
+    assert tags["shadow.result"].startswith("passed" if promoted else "failed")
+    assert tags["promotion.decision"] == ("promoted" if promoted else "rejected")
+    assert PENDING not in aliases(client, name)
+
+
+def test_a_challenger_passing_the_holdout_gate_becomes_pending_not_champion(storage, shadow_spec, models) -> None:  # type: ignore[no-untyped-def]
+    from mlloop.champion import RollbackRefused, current_champion, rollback
+    from mlloop.registry import aliases, get_version, mlflow_client
+
+    client, name = mlflow_client(), shadow_spec.registered_model_name
+    v1 = register(shadow_spec, storage, models["bad"], DAYS[3], alias="champion")
+    v2 = register(shadow_spec, storage, models["good"], DAYS[8], alias="challenger")
+
+    run = dag("credit_risk__promotion").test(run_conf={"version": int(v2)})
+
+    states = task_states(run)
+    assert run.state == "success", states
+    assert states["mark_pending"] == "success" and states["promote_challenger"] == "skipped", states
+    assert current_champion(client, name) == v1
+    assert aliases(client, name)["pending"] == v2
+    assert get_version(client, name, v2).tags["shadow.state"] == "pending"
+    with pytest.raises(RollbackRefused, match="pending its shadow days"):
+        rollback(client, shadow_spec, v2)
+    assert current_champion(client, name) == v1
