@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mlloop_cli.demo import Loop
 
 from e2e.test_loop_ui import CHROMIUM_ARGS, SHOTS, WAIT_MS, ensure_chromium
+from mlloop_cli.demo import Loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(2400)]
 
