@@ -1,7 +1,7 @@
 """What a deployment with servers checks and sets up before the loop runs on it.
 
 Two deployments have servers other people can reach: ``docker-compose.yaml`` and its process twin
-``scripts/scaled_local.py``. Both run these steps, so what the tests prove on the processes holds
+``mlloop_cli.scaled_local``. Both run these steps, so what the tests prove on the processes holds
 for the containers:
 
 * :func:`password_problems` refuses placeholder and short passwords before anything uses them

@@ -2,7 +2,7 @@
 
 Airflow stores the result of ``[core] hostname_callable`` (default: the machine's FQDN) as each task
 instance's ``hostname``, which the UI and REST API show as "where did this run". Several Celery
-workers on one machine (``scripts/scaled_local.py``) would all report the same FQDN; pointing the
+workers on one machine (``mlloop_cli.scaled_local``) would all report the same FQDN; pointing the
 setting here lets each worker name itself::
 
     AIRFLOW__CORE__HOSTNAME_CALLABLE=mlloop_airflow.hostname.worker_hostname

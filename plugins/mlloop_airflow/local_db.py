@@ -1,6 +1,6 @@
 """Connection arguments for the embedded Airflow's SQLite metadata DB.
 
-``scripts/airflow_local.py`` points ``[database] sql_alchemy_connect_args`` here. Python's sqlite3
+``mlloop_cli.airflow_local`` points ``[database] sql_alchemy_connect_args`` here. Python's sqlite3
 gives up on a locked database after 5 s; on a busy machine the scheduler, the DAG processor and the
 API server can hold the write lock longer than that, and the API then answers 503/500. For a
 backfill that is worse than an error: Airflow 3.3 deletes the runs it had created while the

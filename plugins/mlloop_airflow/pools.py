@@ -9,7 +9,7 @@ day): each one rewrites the whole Feast registry (read, add its interval, write 
 lose one's interval, and the watermark that keeps old backfills from overwriting newer online values
 reads those intervals. ``FeastMaterializeOperator`` runs in it by default.
 A task in a pool that does not exist is never scheduled (it waits in ``scheduled``), so a deployment
-must create the pools: ``scripts/airflow_local.py`` does it for the embedded Airflow; elsewhere run
+must create the pools: ``mlloop_cli.airflow_local`` does it for the embedded Airflow; elsewhere run
 ``airflow pools set mlloop_champion_moves 1 "<description>"`` once (e.g. in the init container).
 """
 

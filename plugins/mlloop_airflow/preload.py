@@ -44,7 +44,7 @@ DEFAULT_MODULES = ",".join(
         "airflow.providers.amazon.aws.fs.s3",
     )
 )
-LOCAL_SETTINGS = '''"""Written by scripts/airflow_local.py: preload heavy libraries for task processes."""
+LOCAL_SETTINGS = '''"""Written by mlloop_cli.airflow_local: preload heavy libraries for task processes."""
 
 from mlloop_airflow.preload import preload_for_task_processes
 

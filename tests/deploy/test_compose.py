@@ -5,7 +5,7 @@ config`` starts: variables are interpolated from ``.env.example`` (keys a user m
 stand-ins), and the result is validated against the Compose specification's JSON schema, vendored
 by check-jsonschema (a dev dependency: nothing is downloaded). The rest checks what the schema
 cannot: start order, health checks, credentials only from .env, and that compose configures the
-loop with the same variables as the process topology the services test runs (scripts/scaled_local.py).
+loop with the same variables as the process topology the services test runs (mlloop_cli.scaled_local).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Files that hold secrets are this user's only from their creation: 0600 files in 0700 folders.
 
-The local topologies (scripts/airflow_local.py, scripts/scaled_local.py) write the printed login to
+The local topologies (mlloop_cli.airflow_local, mlloop_cli.scaled_local) write the printed login to
 their logs, the deployment's keys and passwords to the scaled state file and MLflow's auth config,
 and Airflow writes its generated password file. Each test below switches every later ``chmod``
 off (as if the process died right after the write, or another user read in between): what is left

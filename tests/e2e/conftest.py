@@ -1,7 +1,7 @@
 """One real Airflow for every end-to-end test: the loop of every bundled use case runs in it once.
 
 The embedded Airflow starts once; the credit_risk and energy_demand loops run in it at the same
-time (``scripts/demo.py``'s ``run_loops``); the loop tests (``test_loop.py``) and the browser test
+time (``mlloop_cli.demo``'s ``run_loops``); the loop tests (``test_loop.py``) and the browser test
 (``test_loop_ui.py``, named to run right after them) then look at what they left. The fixture is
 package-scoped (this folder is a package for that reason) and its Airflow is stopped as soon as
 the next test does not use it: the other modules here start their own Airflow, and an idle one

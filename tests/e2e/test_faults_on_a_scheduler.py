@@ -1,5 +1,5 @@
 """Reliability on a real Airflow 3 (the embedded one: scheduler, LocalExecutor, API server under
-``scripts/airflow_supervisor.py``), driven through the REST API: what only a scheduler can show.
+``mlloop_cli.airflow_supervisor``), driven through the REST API: what only a scheduler can show.
 
 * **Trigger input**: a conf that breaks a DAG's Param schema is answered 400 and no run exists;
   input the schema cannot judge (a report outside the storage root, a version that does not exist)

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from demo import Loop
 
 from e2e.conftest import USE_CASES
 from mlloop.spec import UseCaseSpec, get_spec
+from mlloop_cli.demo import Loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 

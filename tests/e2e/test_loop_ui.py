@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from demo import Loop
 
 from e2e.conftest import ROOT, USE_CASES
+from mlloop_cli.demo import Loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(2400)]
 

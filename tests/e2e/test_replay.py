@@ -1,7 +1,7 @@
 """The loop over landed real history, by the documented commands, twice: the same decisions.
 
 A user's path with no generator: ``python -m mlloop.land_dataset hourly_temps`` lands weeks of the
-real data set shipped in ``vega_datasets``, ``scripts/replay.py`` runs the whole loop over them on
+real data set shipped in ``vega_datasets``, ``mlloop replay`` runs the whole loop over them on
 the embedded Airflow (its own home, port and process tree; stopped at the end). Then a second
 replay of the same landed history on a fresh home must decide exactly the same: the same trainings
 with the same cutoffs, the same gate decisions, the same drift verdicts and retrains, the same
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_local import free_port
+
+from mlloop_cli.airflow_local import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]
 
@@ -35,7 +36,7 @@ def replay(home: Path) -> tuple[dict[str, Any], str, float]:
     land = [python, "-m", "mlloop.land_dataset", USE_CASE, "--start", FIRST, "--end", LAST]
     subprocess.run(land, env=env, check=True, capture_output=True, text=True)
     result = home / "replay.json"
-    command = [python, "scripts/replay.py", "--use-case", USE_CASE, "--from", FIRST, "--to", LAST]
+    command = [str(Path(python).parent / "mlloop"), "replay", "--use-case", USE_CASE, "--from", FIRST, "--to", LAST]
     started = time.monotonic()
     out = subprocess.run(
         [*command, "--result", str(result), "--stop"], env=env, cwd=ROOT, capture_output=True, text=True

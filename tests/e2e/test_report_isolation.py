@@ -6,7 +6,7 @@ by Airflow's API server, which accepts the reader's ``_token`` cookie. Here one 
 built (``mlloop.drift_report.run_evidently``, as the drift check builds it) from a frame whose
 categorical feature carries such a value; the script tries to read ``document.cookie`` and to call
 ``/api/v2/dags`` with the reader's credentials. The report is put under the reports folder of a
-local Airflow (``scripts/airflow_local.py``), opened by a logged-in reader in headless Chromium, and
+local Airflow (``mlloop_cli.airflow_local``), opened by a logged-in reader in headless Chromium, and
 the script's findings are read back: it ran (``sandbox allow-scripts``), it could read no cookie and
 the API gave it no answer (an opaque origin), while the same call from the UI's own page succeeds.
 A symlink under ``reports/`` pointing at the generated password file is refused.
@@ -61,7 +61,7 @@ def drift_report_html(probe: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from airflow_local import LocalAirflow, free_port
+    from mlloop_cli.airflow_local import LocalAirflow, free_port
 
     airflow = LocalAirflow(tmp_path_factory.mktemp("isolation") / "mlloop", port=free_port())
     airflow.start()

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
-from demo import Loop
 
 from e2e.conftest import PROBE_PASSWORD, PROBE_TOKEN
+from mlloop_cli.demo import Loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 

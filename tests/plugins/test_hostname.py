@@ -1,4 +1,4 @@
-"""Task instances record the worker's own name when a deployment sets one (scripts/scaled_local.py)."""
+"""Task instances record the worker's own name when a deployment sets one (mlloop_cli.scaled_local)."""
 
 from __future__ import annotations
 

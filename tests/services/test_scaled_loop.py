@@ -1,4 +1,4 @@
-"""The whole loop on the scaled topology, as processes on this machine (scripts/scaled_local.py).
+"""The whole loop on the scaled topology, as processes on this machine (mlloop_cli.scaled_local).
 
 PostgreSQL (Airflow metadata, Celery results, MLflow backend) and Redis (Celery broker, Feast online
 store) are the machine's; S3 is moto's server on loopback; MLflow is a tracking server over HTTP;
