@@ -25,7 +25,7 @@ from mlloop_airflow.dag_defaults import (
 )
 from mlloop_airflow.operators.features import BuildFeaturesOperator
 from mlloop_airflow.operators.materialize import FeastMaterializeOperator
-from mlloop_airflow.operators.training_requests import RequestTrainingOperator
+from mlloop_airflow.operators.training_requests import FailRunIfIngestionFailed, RequestTrainingOperator
 from mlloop_airflow.operators.validation import ValidateBatchOperator
 from mlloop_airflow.sensors.storage import PartitionSensor
 
@@ -44,8 +44,9 @@ DOC = """
    holds {min_rows} labelled rows, then one when the last training asked for is {retrain} data day(s) old
    (the ledger `staging/{name}/training_requests/`). Due: it updates the Asset `{name}.features`, which
    starts training with this day as cutoff. Not due: it is skipped (green; its log says why). It runs in
-   day order (`depends_on_past`): a day whose ingestion failed holds the next days' decisions until it is
-   fixed (clear it) or marked success.
+   day order (`depends_on_past`). A day whose ingestion failed for good (batch rejected, or never
+   delivered) is a day with no new labels: its `request_training` is skipped, `fail_run_if_ingestion_failed`
+   keeps the run red, and the next days still decide. Fixed later (clear the run), it decides then.
 
 **Triggered by**: the `{schedule}` schedule, a backfill (`airflow backfill create --dag-id {dag_id} ...`),
 or a manual trigger with the **Day** parameter set.
@@ -101,11 +102,18 @@ for spec in load_specs():
         build_features = BuildFeaturesOperator(task_id="build_features", **common)
         materialize_online = FeastMaterializeOperator(task_id="materialize_online", **common)
         # Decisions in day order, whatever order the days' ingestion finishes in: day D's
-        # decision reads the requests of the days before it.
+        # decision reads the requests of the days before it. It runs once the day is done, even
+        # failed (then it skips: a day with no new labels), so a dead day does not hold the next ones.
         request_training = RequestTrainingOperator(
-            task_id="request_training", outlets=[features_asset(spec.name)], depends_on_past=True, **common
+            task_id="request_training",
+            outlets=[features_asset(spec.name)],
+            depends_on_past=True,
+            trigger_rule="all_done",
+            **common,
         )
+        day_failed = FailRunIfIngestionFailed(task_id="fail_run_if_ingestion_failed")
 
         wait_for_raw_batch >> [validate_observations, validate_labels]
         validate_observations >> build_features
         [build_features, validate_labels] >> materialize_online >> request_training
+        [wait_for_raw_batch, validate_observations, validate_labels, build_features, materialize_online] >> day_failed

@@ -117,13 +117,9 @@ def test_only_a_day_due_a_training_emits_the_features_asset(  # type: ignore[no-
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
-    from loop_fixtures import delete_dag_runs
     from mlloop.settings import get_settings
     from mlloop.training_requests import requests
 
-    # Decisions run in day order (depends_on_past): a rejected day of another test in this session's
-    # DB would hold them, as a rejected day does in production until it is fixed.
-    delete_dag_runs(DAG_ID)
     raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
     raw["model"]["min_training_rows"] = 200  # small data: labels of day 1 (landing on day 4) suffice
     (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
@@ -153,4 +149,44 @@ def test_only_a_day_due_a_training_emits_the_features_asset(  # type: ignore[no-
     new = events()[before:]
     assert [e["cutoff_day"] for e in new] == [due.isoformat()]
     assert new[0]["reason"].startswith("due: ")
+    assert [r.cutoff_day for r in requests(storage, spec)] == [due]
+
+
+@pytest.mark.timeout(300, method="thread")  # without the fix, dag.test() of the next day never returns
+def test_a_day_that_never_lands_does_not_hold_the_later_days_decisions(  # type: ignore[no-untyped-def]
+    airflow_db, storage, spec, feast_registry, tmp_path, monkeypatch
+) -> None:
+    """Decisions run in day order, but a day whose ingestion failed for good (its batch rejected by
+    validation, or never delivered: the sensor timed out) is a day with no new labels: its run is
+    failed (red, alerted), and the next days still decide. Before, `depends_on_past` held every later
+    day's training decision until someone fixed the dead day."""
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlloop.settings import get_settings
+    from mlloop.training_requests import requests
+
+    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
+    raw["model"]["min_training_rows"] = 200
+    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    days = [dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(6)]
+    rejected, missing = days[1], days[2]
+    land_days(storage, spec, days, rows_per_day=300, n_customers=500, bad_row_share=0.0)
+    _garbage(Path(landing_path(storage, spec, "observations", rejected)))
+    Path(landing_path(storage, spec, "observations", missing)).unlink()
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "feature_ingestion.py")).dags[DAG_ID]
+    monkeypatch.setattr(dag.get_task("wait_for_raw_batch"), "timeout", 2)  # "never delivered", in 2 s
+
+    outcome = {day: run_day(dag, day) for day in days}
+
+    assert outcome[rejected][0] == "failed" and outcome[rejected][1]["validate_observations"] == "failed"
+    assert outcome[missing][0] == "failed" and outcome[missing][1]["wait_for_raw_batch"] == "failed"
+    for day in (rejected, missing):  # no decision to make, and none pending: the later days go on
+        assert outcome[day][1]["request_training"] == "skipped", outcome[day][1]
+    for day in (days[0], *days[3:]):
+        assert outcome[day][0] == "success", (day, outcome[day][1])
+    due = days[spec.labels.delay_days]  # labels of the first day land with this day's batch
+    assert due > missing
+    assert outcome[due][1]["request_training"] == "success"
     assert [r.cutoff_day for r in requests(storage, spec)] == [due]

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from loop_fixtures import SMALL, delete_dag_runs, labelled_frame, register_champion, run_dag, write_clean_features
+from loop_fixtures import SMALL, labelled_frame, register_champion, run_dag, write_clean_features
 from mlloop.ingestion import features_path
 from mlloop.landing import date_range, land_days
 from mlloop.scoring import predictions_path
@@ -176,9 +176,6 @@ def test_online_store_down_retries_then_explains_and_a_rerun_materializes(  # ty
         apply_registry()
     capfd.readouterr()
 
-    # Ingestion's training decisions run in day order (depends_on_past): earlier runs of other tests
-    # in this DB must not hold them, and the failed run is cleared (deleted) before the rerun.
-    delete_dag_runs(spec.dag_id("feature_ingestion"))
     down = run_dag(spec.dag_id("feature_ingestion"), DAY)  # Redis is stopped
 
     retried_then_failed(down, "materialize_online")
@@ -187,7 +184,6 @@ def test_online_store_down_retries_then_explains_and_a_rerun_materializes(  # ty
     assert log.count(f"The Feast online store (redis at 127.0.0.1:{port}) is unreachable") >= 3
     written = storage.read_bytes(features_path(storage, spec, DAY))
 
-    delete_dag_runs(spec.dag_id("feature_ingestion"))
     with redis_server(tmp_path, port):
         rerun = run_dag(spec.dag_id("feature_ingestion"), DAY)
         assert rerun.state == "success", states(rerun)
@@ -206,8 +202,6 @@ def test_storage_root_gone_fails_the_sensor_with_the_cause_not_a_12h_wait(  # ty
     unmounted = root.with_name("storage-unmounted")
     root.rename(unmounted)  # the volume is gone
     capfd.readouterr()
-    # As above: the day-order training decisions must not wait on other tests' runs or the failed one.
-    delete_dag_runs(spec.dag_id("feature_ingestion"))
     try:
         down = run_dag(spec.dag_id("feature_ingestion"), DAY)
     finally:
@@ -220,7 +214,6 @@ def test_storage_root_gone_fails_the_sensor_with_the_cause_not_a_12h_wait(  # ty
     log = capfd.readouterr().out
     assert log.count(f"storage root {root} does not exist or is not a folder. Is the volume mounted") >= 3
 
-    delete_dag_runs(spec.dag_id("feature_ingestion"))
     rerun = run_dag(spec.dag_id("feature_ingestion"), DAY)
     assert rerun.state == "success", states(rerun)
     assert storage.glob(storage.path("features", spec.name, spec.features.feature_view, "date=*", "*")) == [
