@@ -178,7 +178,10 @@ def test_a_shadow_commit_killed_mid_write_leaves_nothing_partial(storage, shadow
     faults = tmp_path / "faults"
     faults.mkdir()
     (faults / "kill-on-write").write_text(f"shadow/credit_risk/date={d.isoformat()}\n")
-    env = {**os.environ, "MLLOOP_FAULTS_DIR": str(faults), "PYTHONPATH": os.pathsep.join(sys.path)}
+    from seams.fault_injection import deployment_env  # the test deployment installs the fault hooks
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.update(deployment_env(faults, env))
     root = storage.path()
 
     def commit() -> int:
