@@ -117,6 +117,22 @@ def test_a_recent_gap_a_backfill_and_a_manual_run_still_wait(
         assert sensor.poke(context) is False  # someone asked for that day: wait for it
 
 
+def test_a_scheduled_run_waits_while_a_backfill_is_still_building_the_days_before_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, storage: Any
+) -> None:
+    """The demo's race: unpausing creates scoring's run for yesterday while the backfill has built only
+    the first of the landed days' features. The landed batches are the data on its way: wait."""
+    dag = load_dags(monkeypatch, tmp_path)["credit_risk__batch_scoring"]
+    land_history(storage, "features", "customer_profile", "data.parquet")  # built so far: up to 12-31
+    recent = dt.date(2012, 1, 9)
+    storage.write_frame(
+        pd.DataFrame({"a": [1]}), storage.partition("landing", "credit_risk", "observations", recent, "batch.parquet")
+    )
+    day = dt.datetime(2012, 1, 10, tzinfo=dt.UTC)  # 10 days after the newest features, 1 after the newest batch
+    info = SimpleNamespace(data_interval=SimpleNamespace(start=day, end=day + dt.timedelta(days=1)))
+    assert sensor_of(dag, "wait_for_features").poke(scheduled_context(info)) is False
+
+
 def test_a_day_after_the_end_date_is_not_waited_for_even_by_hand(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, storage: Any
 ) -> None:

@@ -96,12 +96,20 @@ class PartitionSensor(BaseSensorOperator):
 
         return get_spec(self.use_case)
 
-    def newest_partition(self, storage: Storage) -> dt.date | None:
-        """The newest day of this dataset that has its file, or None if none has."""
+    def newest_partition(self, storage: Storage, kind: PartitionKind | None = None) -> dt.date | None:
+        """The newest day of this dataset (or of ``kind``) that has its file, or None if none has."""
         from mlloop.layout import day_of
 
-        urls = storage.glob(self.partition_kind.pattern(storage, self.spec))
+        urls = storage.glob((kind or self.partition_kind).pattern(storage, self.spec))
         return max((day for url in urls if (day := day_of(url))), default=None)
+
+    def newest_data(self, storage: Storage) -> dt.date | None:
+        """The newest day of data on its way: this dataset's newest partition, or the newest landed
+        raw batch if that is newer (a backfill in progress will still build this day's partition)."""
+        from mlloop.layout import LANDING_OBSERVATIONS
+
+        days = [self.newest_partition(storage), self.newest_partition(storage, LANDING_OBSERVATIONS)]
+        return max((day for day in days if day is not None), default=None)
 
     def nothing_to_wait_for(self, context: Context, storage: Storage, day: dt.date) -> str | None:
         """Why the partition of ``day`` will not come, or None (then wait for it)."""
@@ -115,11 +123,11 @@ class PartitionSensor(BaseSensorOperator):
         run_type = getattr(context.get("dag_run"), "run_type", None)
         if self.stale_after_days is None or str(getattr(run_type, "value", run_type)) != "scheduled":
             return None
-        newest = self.newest_partition(storage)
+        newest = self.newest_data(storage)
         if newest is None or (day - newest).days <= self.stale_after_days:
             return None
         return (
-            f"the newest {self.kind} partition of {self.use_case} is {newest}, "
+            f"the newest {self.kind} partition (or landed batch) of {self.use_case} is {newest}, "
             f"{(day - newest).days} days before this scheduled run's day {day} (schedule.stale_after_days "
             f"{self.stale_after_days}). If the data set ended, set schedule.end_date: {newest} in the spec; to "
             "process landed history, backfill its days (they always wait); if the feed stopped, the runs of its "
