@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHADOW_AREA = layout.SHADOW.area
 PENDING = "pending"
 """Alias of the version waiting for its shadow days, and the value of its ``shadow.state`` tag."""
 PROMOTED, REJECTED, SUPERSEDED = "promoted", "rejected", "superseded"

@@ -108,8 +108,11 @@ class PartitionSensor(BaseSensorOperator):
         raw batch if that is newer (a backfill in progress will still build this day's partition)."""
         from mlloop.layout import LANDING_OBSERVATIONS
 
-        days = [self.newest_partition(storage), self.newest_partition(storage, LANDING_OBSERVATIONS)]
-        return max((day for day in days if day is not None), default=None)
+        newest = self.newest_partition(storage)
+        if self.partition_kind == LANDING_OBSERVATIONS:  # ingestion's own sensor: the same glob
+            return newest
+        landed = self.newest_partition(storage, LANDING_OBSERVATIONS)
+        return max((day for day in (newest, landed) if day is not None), default=None)
 
     def nothing_to_wait_for(self, context: Context, storage: Storage, day: dt.date) -> str | None:
         """Why the partition of ``day`` will not come, or None (then wait for it)."""
