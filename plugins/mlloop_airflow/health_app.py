@@ -14,6 +14,13 @@ request. Readers must be logged in to Airflow and allowed to read the use case's
 pages carry the reports app's sandbox headers (version tags and segment values are data). The
 Plotly bundle is a public library file: served without a login, because a sandboxed page's
 requests carry no cookies.
+
+The index is the one page that is *not* sandboxed, because it is what the UI's navigation frame
+opens and a user then clicks a use case in it: a click in a sandboxed (opaque-origin) document
+is a cross-site navigation, the browser drops Airflow's ``SameSite=Lax`` login cookie from it,
+and the use case's page answers 401 inside the frame (seen in Chromium). The index holds only
+use case names and runs no script, so it carries :data:`INDEX_HEADERS` instead: a policy that
+forbids every script, style and subresource, while keeping Airflow's origin for the click.
 """
 
 from collections.abc import Callable
@@ -30,6 +37,10 @@ if TYPE_CHECKING:
 
 HEALTH_URL_PREFIX = "/mlloop-health"
 PLOTLY_JS = "static/plotly.min.js"
+INDEX_HEADERS = {
+    **{name: value for name, value in SECURITY_HEADERS.items() if name != "Content-Security-Policy"},
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'self'",
+}
 
 
 def plotly_js_path() -> str:
@@ -88,7 +99,7 @@ def create_app(
         names = [s.name for s in load_specs() if allowed(s.name, user)]
         items = "".join(f'<li><a href="{HEALTH_URL_PREFIX}/{escape(n)}">{escape(n)}</a></li>' for n in names)
         body = f"<!doctype html><html><body><h1>Model health</h1><ul>{items}</ul></body></html>"
-        return HTMLResponse(body, headers=SECURITY_HEADERS)
+        return HTMLResponse(body, headers=INDEX_HEADERS)
 
     @app.get("/dag/{dag_id}", response_class=HTMLResponse)
     def dag_page(dag_id: str, user: GetUserDep) -> HTMLResponse:

@@ -8,7 +8,7 @@ import pytest
 
 from mlloop.storage import Storage, local_storage
 from mlloop_airflow import health_app
-from mlloop_airflow.health_app import HEALTH_URL_PREFIX, PLOTLY_JS, create_app
+from mlloop_airflow.health_app import HEALTH_URL_PREFIX, INDEX_HEADERS, PLOTLY_JS, create_app
 from mlloop_airflow.reports_app import SECURITY_HEADERS
 
 
@@ -47,3 +47,16 @@ def test_an_unknown_use_case_is_a_404_and_the_index_lists_the_use_cases(client: 
     assert index.status_code == 200 and f"{HEALTH_URL_PREFIX}/credit_risk" in index.text
     assert "energy_demand" not in index.text  # not allowed to read its promotion DAG: not listed, refused
     assert client.get("/energy_demand").status_code == 403
+
+
+def test_the_index_keeps_airflows_origin_so_a_click_in_the_ui_frame_carries_the_login(client: Any) -> None:
+    """The UI's navigation frame opens the index; a click there must reach the use case's page logged in.
+
+    A sandboxed index is an opaque origin: Chromium drops Airflow's ``SameSite=Lax`` cookie from the
+    click's navigation and the page answers 401 in the frame (the e2e browser test sees the charts).
+    """
+    index = client.get("/")
+    policy = index.headers["Content-Security-Policy"]
+    assert "sandbox" not in policy  # Airflow's origin: the click carries the login cookie
+    assert "default-src 'none'" in policy and "<script" not in index.text  # and still no script runs there
+    assert {name: index.headers[name] for name in INDEX_HEADERS} == INDEX_HEADERS  # nosniff, no referrer...
