@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param
 
 from mlloop.metrics import higher_is_better
@@ -17,6 +16,7 @@ from mlloop.spec import load_specs
 from mlloop_airflow.assets import challenger_asset, champion_asset, predictions_asset
 from mlloop_airflow.dag_defaults import MAX_MODEL_VERSION, default_args, on_call_doc, start_date, tags
 from mlloop_airflow.operators.promotion import (
+    ApprovePromotionOperator,
     EvaluateChallengerOperator,
     MarkPendingOperator,
     PromoteChallengerOperator,
@@ -24,7 +24,7 @@ from mlloop_airflow.operators.promotion import (
 )
 from mlloop_airflow.pools import CHAMPION_POOL
 
-# An unanswered approval must not wait forever: it rejects after this.
+# An unanswered approval must not wait forever: it skips the promotion after this (not a decision).
 APPROVAL_TIMEOUT = dt.timedelta(days=3)
 # Runs may overlap (a slow evaluation or a pending approval does not hold newer challengers back);
 # the alias moves themselves are serialized by pool CHAMPION_POOL, with a re-evaluation if needed.
@@ -71,7 +71,10 @@ empty = alias `challenger`).
 
 APPROVAL_DOC = """2. `approve_promotion` (this use case sets `promotion.require_approval`) waits for a human to
    approve the move in the Airflow UI (Required actions), showing the gate table. Reject, or no
-   answer within {hours} h, skips the promotion; the champion stays.
+   answer within {hours} h, skips the promotion; the champion stays. A person's Reject is final for
+   that version (recorded on it: `promotion.decision=rejected`, `approval.*`; a pending version stops
+   being pending); no answer decides nothing (a pending version is asked about again on the next
+   scored day).
 """
 
 
@@ -173,8 +176,10 @@ for spec in load_specs():
         if shadow:
             evaluate >> MarkPendingOperator(task_id="mark_pending", use_case=spec.name, evaluation=evaluation)
         if approval:
-            approve = ApprovalOperator(
+            approve = ApprovePromotionOperator(
                 task_id="approve_promotion",
+                use_case=spec.name,
+                evaluation=evaluation,
                 subject=f"Promote {spec.registered_model_name} v{{{{ {pulled}['version'] }}}} to champion?",
                 body=f"```\n{{{{ {pulled}['table'] }}}}\n```",
                 defaults="Reject",

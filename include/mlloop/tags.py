@@ -63,6 +63,10 @@ SHADOW_DAYS_LABELLED = "shadow.days_labelled"
 SHADOW_DAYS = "shadow.days"
 SHADOW_RESULT = "shadow.result"
 SHADOW_CHECKED_AT = "shadow.checked_at"
+# The approver's answer (``promotion.require_approval``): approved | rejected | no answer, by whom, when.
+APPROVAL_ANSWER = "approval.answer"
+APPROVAL_BY = "approval.by"
+APPROVAL_AT = "approval.at"
 
 RUN_KIND = "run_kind"
 

@@ -145,3 +145,90 @@ def test_a_challenger_passing_the_holdout_gate_becomes_pending_not_champion(stor
     with pytest.raises(RollbackRefused, match="pending its shadow days"):
         rollback(client, shadow_spec, v2)
     assert current_champion(client, name) == v1
+
+
+@pytest.fixture
+def approval_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shadow_spec: Any, models: Any) -> Any:
+    """The shadow spec with ``promotion.require_approval``: a person answers before the champion moves."""
+    import yaml
+
+    from mlloop.spec import get_spec
+
+    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
+    raw["promotion"].update(min_primary_metric=0.55, shadow_days=2, require_approval=True)
+    folder = tmp_path / "use_cases_with_approval"
+    folder.mkdir()
+    (folder / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(folder))
+    return get_spec("credit_risk")
+
+
+class _TaskInstance:
+    """Only what ApprovalOperator's skip needs of the running task instance (its XCom of skipped ids):
+    an approval answered in a ``dag.test()`` run cannot be given here, so the answer is handed to the
+    real operator's ``execute_complete`` as the HITL trigger would."""
+
+    map_index = -1
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed = (key, value)
+
+
+def test_a_human_rejection_at_approval_is_final_for_that_version(storage, approval_spec, models) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.common.compat.sdk import DownstreamTasksSkipped
+
+    from mlloop.champion import current_champion
+    from mlloop.health import model_health
+    from mlloop.registry import aliases, get_version, mlflow_client
+    from mlloop.services import Services
+    from mlloop.shadow import mark_pending, shadow_candidate
+    from mlloop.steps import RunInfo
+    from mlloop.steps.promotion import evaluate_challenger
+
+    spec = approval_spec
+    client, name = mlflow_client(), spec.registered_model_name
+    v1 = register(spec, storage, models["bad"], DAYS[3], alias="champion")
+    v2 = register(spec, storage, models["good"], DAYS[4], alias="challenger")
+    client.set_model_version_tag(name, v2, "gate.passed", "true")
+    mark_pending(client, spec, v2)
+    for day in SHADOW_DAYS:
+        score(day)
+
+    promotion = dag("credit_risk__promotion")
+    services = Services(open_storage=lambda: storage)
+    run = RunInfo(dag_id=promotion.dag_id, run_id="scheduled__next_scored_day")
+
+    def asked_about() -> str | None:
+        """What each scored day's promotion run does (a predictions event, no version): the version
+        whose shadow gate passed goes to the approval."""
+        outcome = evaluate_challenger(services, spec, run, None, [None])
+        approve.evaluation = outcome.as_dict(spec)
+        return outcome.version if outcome.passed else None
+
+    def answer(option: str, user: dict[str, str] | None) -> None:
+        event = {
+            "chosen_options": [option],
+            "params_input": {},
+            "responded_at": dt.datetime(2026, 6, 11, 9, tzinfo=dt.UTC),
+            "responded_by_user": user,
+        }
+        with pytest.raises(DownstreamTasksSkipped):  # Reject: promote_challenger is skipped
+            approve.execute_complete({"ti": _TaskInstance(), "task": approve, "dag": promotion}, event)
+
+    approve = promotion.task_dict["approve_promotion"]
+    assert asked_about() == v2
+
+    answer("Reject", None)  # nobody answered before the timeout (Airflow picks the default, Reject)
+    assert asked_about() == v2  # not a decision: asked about again the next scored day
+
+    answer("Reject", {"id": "7", "name": "alice"})
+    assert asked_about() is None  # a person's Reject is final: never proposed again
+    assert current_champion(client, name) == v1
+    assert "pending" not in aliases(client, name)
+    assert shadow_candidate(client, spec, get_version(client, name, v1), DAYS[8])[0] is None  # no longer shadowed
+    tags = get_version(client, name, v2).tags
+    assert tags["promotion.decision"] == "rejected" and "rejected at approval by alice" in tags["promotion.reasons"]
+    assert tags["shadow.state"] == "rejected"
+    assert (tags["approval.answer"], tags["approval.by"]) == ("rejected", "alice")
+    events = model_health(storage, client, spec).events
+    assert any(e.version == v2 and e.kind == "rejected" and "alice" in e.detail for e in events), events

@@ -296,6 +296,52 @@ def reject_challenger(
     return {"version": version, "champion": champion, "reasons": reasons}
 
 
+APPROVED, REJECTED_BY_HUMAN, NO_ANSWER = "approved", "rejected", "no answer"
+
+
+def record_approval(
+    services: Services,
+    spec: UseCaseSpec,
+    run: RunInfo,
+    evaluated: Any,
+    approved: bool,
+    responder: str | None,
+    answered_at: str,
+    log: StepLog = LOG,
+) -> str:
+    """Record the approver's answer on the version; a human's Reject is final for that version.
+
+    Rejected by a person: the version is rejected as the gate would reject it (``promotion.*``
+    tags, reason "rejected at approval by <who>") and a pending version stops being pending, so
+    neither the shadow gate (which re-checks the pending version on every scored day) nor shadow
+    scoring proposes it again. No answer before the timeout (``responder`` None) is not a decision:
+    the champion stays, and a pending version stays pending and is asked about again on the next
+    scored day. Returns the answer recorded (:data:`APPROVED`, :data:`REJECTED_BY_HUMAN`, :data:`NO_ANSWER`).
+    """
+    from mlloop.champion import set_version_tags
+
+    evaluation = as_mapping(evaluated, "evaluation")
+    version = str(evaluation["version"])
+    answer = APPROVED if approved else (REJECTED_BY_HUMAN if responder else NO_ANSWER)
+    set_version_tags(
+        services.mlflow,
+        spec.registered_model_name,
+        version,
+        {tag_keys.APPROVAL_ANSWER: answer, tag_keys.APPROVAL_BY: responder or "", tag_keys.APPROVAL_AT: answered_at},
+    )
+    if answer == REJECTED_BY_HUMAN:
+        reasons = [f"rejected at approval by {responder} ({answered_at}); final for this version"]
+        reject_challenger(services, spec, run, {**evaluation, "reasons": reasons}, log)
+    elif answer == NO_ANSWER:
+        log.info(
+            "No answer to the approval of %s v%s before its timeout: not promoted now, not rejected; "
+            "a pending version is asked about again on the next scored day.",
+            spec.registered_model_name,
+            version,
+        )
+    return answer
+
+
 def rollback_champion(
     services: Services,
     spec: UseCaseSpec,

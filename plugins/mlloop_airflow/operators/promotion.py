@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+
 from mlloop_airflow.links import LinkedOperatorMixin, ModelVersionLink
 from mlloop_airflow.operators.base import UseCaseOperator
 from mlloop_airflow.operators.branching import BranchWithResultMixIn
@@ -162,6 +164,42 @@ class RejectChallengerOperator(_RegistryOperator):
         )
         self.link_to_model_version(self.spec.registered_model_name, result["version"])
         return result
+
+
+class ApprovePromotionOperator(ApprovalOperator, UseCaseOperator):
+    """Airflow's approval (Required actions: Approve / Reject), with the answer recorded on the version.
+
+    Approve: the promotion goes on. Reject by a person: the version is rejected for good
+    (:func:`mlloop.steps.promotion.record_approval`), so a pending version is not proposed again on
+    the next scored day. No answer before ``response_timeout``: the promotion is skipped, nothing is
+    decided. Either way the downstream promotion is skipped, as Airflow's ApprovalOperator does.
+
+    :param evaluation: the evaluate task's result (``version``, ``champion``). (templated)
+    """
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, *UseCaseOperator.template_fields, "evaluation")
+
+    def __init__(self, *, evaluation: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.evaluation = evaluation
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from mlloop.steps import promotion
+
+        if "error" not in event:  # a timeout with defaults arrives as an answer with no responder
+            responder = event.get("responded_by_user") or {}
+            at = event.get("responded_at")
+            promotion.record_approval(
+                self.services,
+                self.spec,
+                self.run_info(context),
+                self.evaluation,
+                approved=list(event.get("chosen_options") or []) == [self.APPROVE],
+                responder=str(responder.get("name") or responder.get("id") or "") or None,
+                answered_at=str(getattr(at, "isoformat", lambda: at or "")()),
+                log=self.log,
+            )
+        return super().execute_complete(context, event)
 
 
 class RollbackChampionOperator(_RegistryOperator):
