@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ from mlloop import layout
 from mlloop import tags as tag_keys
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     from mlflow import MlflowClient
 
@@ -138,14 +141,114 @@ def _realized(spec: UseCaseSpec, rows: pd.DataFrame, score: str) -> float | None
     return None if math.isnan(value) else float(value)
 
 
+_DAY = "_day"
+
+
+def _read_days(
+    storage: Storage,
+    spec: UseCaseSpec,
+    days: list[dt.date],
+    path_of: Callable[[Storage, UseCaseSpec, dt.date], str],
+    columns: list[str],
+) -> pd.DataFrame | None:
+    """The rows of each day's partition (``path_of``), in one frame with the day in column ``_day``."""
+    import pandas as pd
+
+    from mlloop.drift_report import _join_columns
+
+    if not days:
+        return None
+    frames = [storage.read_frame(path_of(storage, spec, day), columns=columns).assign(**{_DAY: day}) for day in days]
+    return _join_columns(pd.concat(frames, ignore_index=True), spec)
+
+
+def _by_day(frame: pd.DataFrame | None) -> dict[dt.date, pd.DataFrame]:
+    return {} if frame is None else {day: rows for day, rows in frame.groupby(_DAY, sort=False)}  # type: ignore[misc]
+
+
+def _labelled_by_day(
+    frame: pd.DataFrame | None, labels: pd.DataFrame | None, key: str, ts: str
+) -> dict[dt.date, pd.DataFrame]:
+    """Each day's rows joined with their landed labels (the latest delivery)."""
+    if frame is None or labels is None:
+        return {}
+    return _by_day(frame.merge(labels, on=[key, ts]))
+
+
+# The scored days' numbers of the last few distinct inputs, by their fingerprint (see _scored_days).
+_SCORED_CACHE: OrderedDict[tuple[Any, ...], dict[dt.date, dict[str, Any]]] = OrderedDict()
+_SCORED_CACHE_SIZE = 8
+
+
+def _scored_days(
+    storage: Storage, spec: UseCaseSpec, all_days: list[dt.date], scored: set[dt.date], shadowed: set[dt.date]
+) -> dict[dt.date, dict[str, Any]]:
+    """Day -> the :class:`Day` fields read from the served and shadow partitions and the labels:
+    rows, versions, labelled rows, realized quality.
+
+    These are the page's expensive numbers (every row read, joined with the labels, scored), and
+    they change only when one of the files they come from changes. So they are kept in memory by
+    the fingerprint of those files (each parquet footer's SHA-256: no data read) and recomputed
+    when any of them changes (a new label delivery, a re-scored day, a new day): every number is
+    still the one its files give now.
+    """
+    from mlloop.drift_report import _join_columns
+    from mlloop.scoring import MODEL_VERSION_COLUMN, SCORE_COLUMN, predictions_path
+    from mlloop.shadow import shadow_path
+    from mlloop.training_set import label_partitions, read_latest_labels
+
+    served_days = [d for d in all_days if d in scored]
+    shadow_days = [d for d in all_days if d in shadowed]
+    landed = label_partitions(storage, spec)
+    label_urls = [url for day, url in landed.items() if all_days and day >= min(all_days)]
+    sources = (
+        [predictions_path(storage, spec, d) for d in served_days]
+        + [shadow_path(storage, spec, d) for d in shadow_days]
+        + label_urls
+    )
+    fingerprint = (spec.model_dump_json(), tuple((u, storage.footer_sha256(u)) for u in sources))
+    if fingerprint in _SCORED_CACHE:
+        _SCORED_CACHE.move_to_end(fingerprint)
+        return _SCORED_CACHE[fingerprint]
+
+    key, ts = spec.entity.join_key, spec.raw.timestamp_column
+    labels = (
+        _join_columns(read_latest_labels(storage, spec, min(all_days), max(landed))[0], spec)
+        if all_days and landed
+        else None
+    )
+    columns = [key, ts, SCORE_COLUMN, MODEL_VERSION_COLUMN]
+    served = _read_days(storage, spec, served_days, predictions_path, columns)
+    shadow = _read_days(storage, spec, shadow_days, shadow_path, columns)
+    # One join per source for every day at once (not one per day: each join factorizes all the labels).
+    served_labelled = _labelled_by_day(served, labels, key, ts)
+    shadow_labelled = _labelled_by_day(shadow, labels, key, ts)
+    out: dict[dt.date, dict[str, Any]] = {}
+    for day, rows in _by_day(served).items():
+        fields = out.setdefault(day, {})
+        fields["rows_scored"] = len(rows)
+        fields["served_versions"] = sorted({str(v) for v in rows[MODEL_VERSION_COLUMN]}, key=int)
+        if (joined := served_labelled.get(day)) is not None:
+            fields["labelled_rows"] = len(joined)
+            fields["champion_quality"] = _realized(spec, joined, SCORE_COLUMN)
+    for day, rows in _by_day(shadow).items():
+        fields = out.setdefault(day, {})
+        fields["shadow_version"] = ",".join(sorted({str(v) for v in rows[MODEL_VERSION_COLUMN]}))
+        if (joined := shadow_labelled.get(day)) is not None:
+            fields["shadow_rows"] = len(joined)
+            fields["shadow_quality"] = _realized(spec, joined, SCORE_COLUMN)
+    _SCORED_CACHE[fingerprint] = out
+    while len(_SCORED_CACHE) > _SCORED_CACHE_SIZE:
+        _SCORED_CACHE.popitem(last=False)
+    return out
+
+
 def model_health(storage: Storage, client: MlflowClient, spec: UseCaseSpec, last_days: int = 60) -> Health:
     """The use case's health record: history from MLflow, the newest ``last_days`` days from storage."""
-    from mlloop.drift_report import _join_columns, report_paths
+    from mlloop.drift_report import report_paths
     from mlloop.ingestion import quarantine_paths
     from mlloop.registry import CHAMPION, aliases
-    from mlloop.scoring import MODEL_VERSION_COLUMN, SCORE_COLUMN, predictions_path
-    from mlloop.shadow import PENDING, shadow_path
-    from mlloop.training_set import label_partitions, read_latest_labels
+    from mlloop.shadow import PENDING
 
     events, serving = history(client, spec)
     current = aliases(client, spec.registered_model_name)
@@ -157,13 +260,7 @@ def model_health(storage: Storage, client: MlflowClient, spec: UseCaseSpec, last
     drifted = _days_in(storage, layout.DRIFT_REPORT.pattern(storage, spec, layout.DRIFT_REPORT_JSON))
     shadowed = _days_in(storage, layout.SHADOW.pattern(storage, spec))
     all_days = sorted(scored | quarantined | drifted | shadowed)[-last_days:]
-    key, ts = spec.entity.join_key, spec.raw.timestamp_column
-    landed = label_partitions(storage, spec)
-    labels = (
-        _join_columns(read_latest_labels(storage, spec, min(all_days), max(landed))[0], spec)
-        if all_days and landed
-        else None
-    )
+    scored_fields = _scored_days(storage, spec, all_days, scored, shadowed)
     days = []
     for day in all_days:
         item = Day(day)
@@ -171,29 +268,8 @@ def model_health(storage: Storage, client: MlflowClient, spec: UseCaseSpec, last
             rows_path = quarantine_paths(storage, spec, dataset, day)[0]  # type: ignore[arg-type]
             if storage.exists(rows_path):
                 item.rows_quarantined[dataset] = storage.row_count(rows_path)
-        served_path = predictions_path(storage, spec, day)
-        if day in scored:
-            served = _join_columns(
-                storage.read_frame(served_path, columns=[key, ts, SCORE_COLUMN, MODEL_VERSION_COLUMN]), spec
-            )
-            item.rows_scored = len(served)
-            item.served_versions = sorted({str(v) for v in served[MODEL_VERSION_COLUMN]}, key=int)
-            if labels is not None:
-                joined = served.merge(labels, on=[key, ts])
-                item.labelled_rows = len(joined)
-                item.champion_quality = _realized(spec, joined, SCORE_COLUMN)
-        if day in shadowed:
-            shadow = _join_columns(
-                storage.read_frame(
-                    shadow_path(storage, spec, day), columns=[key, ts, SCORE_COLUMN, MODEL_VERSION_COLUMN]
-                ),
-                spec,
-            )
-            item.shadow_version = ",".join(sorted({str(v) for v in shadow[MODEL_VERSION_COLUMN]}))
-            if labels is not None:
-                joined = shadow.merge(labels, on=[key, ts])
-                item.shadow_rows = len(joined)
-                item.shadow_quality = _realized(spec, joined, SCORE_COLUMN)
+        for name, value in scored_fields.get(day, {}).items():
+            setattr(item, name, list(value) if isinstance(value, list) else value)  # the cached record stays as read
         report = report_paths(storage, spec, day)[1]
         if day in drifted:
             verdict = json.loads(storage.read_bytes(report)).get("verdict", {})

@@ -81,3 +81,20 @@ def test_the_health_record_equals_its_sources(storage, shadow_spec, loop) -> Non
     page = render_html(health, "/js/plotly.min.js")
     assert '<script src="/js/plotly.min.js">' in page and "cdn" not in page.lower()
     assert page.count("Plotly.newPlot") == 3
+
+    # The scored days' numbers are kept between requests by their files' footers (the page stays
+    # cheap); a re-scored day, then a later label delivery correcting another day, show at once.
+    def shown_equals_recomputed(d):  # type: ignore[no-untyped-def]
+        shown = next(item for item in model_health(storage, client, spec).days if item.day == d)
+        auc, rows = realized_auc(storage, spec, predictions_path(storage, spec, d))
+        assert shown.champion_quality == pytest.approx(auc) and shown.labelled_rows == rows
+        assert shown.champion_quality != pytest.approx(by_day[d].champion_quality)
+
+    score_with_shadow(storage, spec, day(5), (v1, loop["coin"]), (v3, loop["good"]))  # the same file name
+    shown_equals_recomputed(day(5))
+    from mlloop.ingestion import validated_path
+
+    labels = storage.read_frame(validated_path(storage, spec, "labels", day(9)))  # day 6's labels landed day 9
+    flipped = labels.assign(**{spec.labels.column: 1 - labels[spec.labels.column]})
+    storage.write_frame(flipped, validated_path(storage, spec, "labels", day(11)))
+    shown_equals_recomputed(day(6))
