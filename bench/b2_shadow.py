@@ -15,7 +15,7 @@ from bench.common import Result, run_python, scratch_home
 
 MEASURE = """
 import json, time
-from bench.common import preload_like_a_task
+from bench.common import preload_like_a_task, profiled
 preload_like_a_task()
 from bench.data import START
 from mlloop.feature_store import open_store
@@ -50,6 +50,8 @@ for _ in range(3):
         t0 = time.perf_counter()
         step()
         times[name].append(time.perf_counter() - t0)
+with profiled("B2-shadow-{rows}"):  # after the timings (--profile): where the shadow's extra time goes
+    with_shadow()
 print(json.dumps({{"plain": min(times["plain"]), "shadow": min(times["shadow"]), "all": times}}))
 """
 
@@ -60,7 +62,7 @@ def run(size: str, rows: list[int]) -> list[Result]:
         with scratch_home("scoring-shadow") as home:
             env = {"MLLOOP_HOME": str(home)}
             run_python(SETUP.format(rows=n), env=env)
-            o = run_python(MEASURE.format(), env=env)
+            o = run_python(MEASURE.format(rows=n), env=env)
         ratio = o["shadow"] / o["plain"]
         results.append(
             Result(
