@@ -24,6 +24,7 @@ BENCHES = {
     "B9": ("bench.b9_validation", lambda s: {"rows": s["validation_rows"]}),
     "B10": ("bench.b10_backfill", lambda s: {"backfill_days": s["backfill_days"]}),
     "B11": ("bench.b11_use_cases", lambda s: {"counts": s["use_case_counts"], "asset_latency": s["asset_latency"]}),
+    "B12": ("bench.b12_health", lambda s: {"days": s["health_days"]}),
 }
 
 

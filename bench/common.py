@@ -22,6 +22,7 @@ SIZES: dict[str, dict[str, Any]] = {
     # rows are per benchmark; "full" matches the sizes the targets are stated at
     "smoke": {
         "parse_specs": [1, 2],
+        "health_days": [10],  # B12: days of partitions in the storage root (the page shows 60)
         "scoring_rows": [2_000],  # one size: each costs a model fit + two interpreters (~40 s)
         "pit_labels": [2_000],
         "online_rows": 2_000,
@@ -35,6 +36,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
     "default": {
         "parse_specs": [1, 10],
+        "health_days": [60, 365],  # B12: days of partitions in the storage root (the page shows 60)
         "scoring_rows": [100_000, 400_000],
         "pit_labels": [100_000],
         "online_rows": 20_000,
@@ -48,6 +50,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
     "full": {
         "parse_specs": [1, 10],
+        "health_days": [60, 365],  # B12: days of partitions in the storage root (the page shows 60)
         "scoring_rows": [1_000_000, 4_000_000],
         "pit_labels": [100_000, 1_000_000],
         "online_rows": 100_000,
