@@ -8,8 +8,6 @@ the spec's ``scoring.partitions``) -> validate all parts and publish them as one
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import predictions_asset
 from mlloop_airflow.dag_defaults import (
@@ -17,6 +15,7 @@ from mlloop_airflow.dag_defaults import (
     default_args,
     end_date,
     interval_timetable,
+    mlloop_dag,
     model_policy_param,
     on_call_doc,
     partitions_param,
@@ -83,7 +82,7 @@ then also scored with it, from the same features, and `commit_predictions` publi
 """
 
 for spec in load_specs():
-    with DAG(
+    with mlloop_dag(
         dag_id=spec.dag_id("batch_scoring"),
         description=f"Score {spec.name}'s daily entities with the pinned champion into one prediction partition",
         schedule=interval_timetable(spec.schedule.scoring),

@@ -8,7 +8,7 @@ with the spec's policy, debounced -> trigger ``<use_case>__training`` when it sa
 from __future__ import annotations
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, XComArg
+from airflow.sdk import XComArg
 
 from mlloop.spec import load_specs
 from mlloop_airflow.dag_defaults import (
@@ -16,6 +16,7 @@ from mlloop_airflow.dag_defaults import (
     default_args,
     end_date,
     interval_timetable,
+    mlloop_dag,
     on_call_doc,
     sensor_horizon,
     sensor_poke_seconds,
@@ -64,7 +65,7 @@ the triggered run waits, queued, and later drift runs are debounced until it has
 
 for spec in load_specs():
     training_dag_id = spec.dag_id("training")
-    with DAG(
+    with mlloop_dag(
         dag_id=spec.dag_id("drift_monitoring"),
         description=f"Compare {spec.name}'s recent scoring with the champion's training data; retrain on drift",
         schedule=interval_timetable(spec.schedule.drift),

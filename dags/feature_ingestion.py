@@ -8,8 +8,6 @@ whether a training is due, and only then update the features Asset, which starts
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import features_asset
 from mlloop_airflow.dag_defaults import (
@@ -17,6 +15,7 @@ from mlloop_airflow.dag_defaults import (
     default_args,
     end_date,
     interval_timetable,
+    mlloop_dag,
     on_call_doc,
     sensor_horizon,
     sensor_poke_seconds,
@@ -62,7 +61,7 @@ or a manual trigger with the **Day** parameter set.
 """
 
 for spec in load_specs():
-    with DAG(
+    with mlloop_dag(
         dag_id=spec.dag_id("feature_ingestion"),
         description=f"Validate {spec.name}'s daily raw batch and load its features into Feast",
         schedule=interval_timetable(spec.schedule.ingestion),

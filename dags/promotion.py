@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
 from mlloop.metrics import higher_is_better
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import challenger_asset, champion_asset, predictions_asset
-from mlloop_airflow.dag_defaults import MAX_MODEL_VERSION, default_args, on_call_doc, start_date, tags
+from mlloop_airflow.dag_defaults import MAX_MODEL_VERSION, default_args, mlloop_dag, on_call_doc, start_date, tags
 from mlloop_airflow.operators.promotion import (
     ApprovePromotionOperator,
     EvaluateChallengerOperator,
@@ -111,7 +111,7 @@ def promotion_params() -> dict[str, Param]:
 for spec in load_specs():
     approval = spec.promotion.require_approval
     shadow = spec.promotion.shadow_days > 0
-    with DAG(
+    with mlloop_dag(
         dag_id=spec.dag_id("promotion"),
         description=f"Gate the {spec.name} challenger against the champion on fresh data and promote or reject it",
         # With shadow days, each scored day also re-checks the pending version's shadow evidence.

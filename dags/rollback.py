@@ -6,11 +6,11 @@ champion Asset, so batch scoring uses it from its next run.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
 from mlloop.spec import load_specs
 from mlloop_airflow.assets import champion_asset
-from mlloop_airflow.dag_defaults import MAX_MODEL_VERSION, default_args, on_call_doc, start_date, tags
+from mlloop_airflow.dag_defaults import MAX_MODEL_VERSION, default_args, mlloop_dag, on_call_doc, start_date, tags
 from mlloop_airflow.operators.promotion import RollbackChampionOperator
 
 DOC = """
@@ -35,7 +35,7 @@ the **Version** and trigger again. MLflow being unreachable retries by itself.
 """
 
 for spec in load_specs():
-    with DAG(
+    with mlloop_dag(
         dag_id=spec.dag_id("rollback"),
         description=f"Point {spec.name}'s champion back at the previous (or a chosen) model version",
         schedule=None,

@@ -7,12 +7,12 @@ alias ``challenger`` -> update the challenger Asset, which starts promotion.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
 from mlloop.spec import UseCaseSpec, load_specs
 from mlloop.training_conf import param_schemas
 from mlloop_airflow.assets import challenger_asset, features_asset
-from mlloop_airflow.dag_defaults import day_pattern, default_args, on_call_doc, start_date, tags
+from mlloop_airflow.dag_defaults import day_pattern, default_args, mlloop_dag, on_call_doc, start_date, tags
 from mlloop_airflow.operators.training import (
     BuildTrainingSetOperator,
     TrainingDecisionOperator,
@@ -72,7 +72,7 @@ def training_params(spec: UseCaseSpec) -> dict[str, Param]:
 
 
 for spec in load_specs():
-    with DAG(
+    with mlloop_dag(
         dag_id=spec.dag_id("training"),
         description=f"Train a new {spec.name} model version on point-in-time features and register it as challenger",
         schedule=[features_asset(spec.name)],

@@ -272,24 +272,39 @@ def join_features(entities: pd.DataFrame, features: pd.DataFrame, spec: UseCaseS
     return pd.concat([entities[[key, ts]].reset_index(drop=True), found], axis=1)
 
 
-def score_frame(model: Any, spec: UseCaseSpec, rows: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
-    """Scored output rows: key, timestamp, model features, score (+ class), lineage columns."""
-    import numpy as np
+def score_table(model: Any, spec: UseCaseSpec, rows: pd.DataFrame, lineage: Lineage, schema: pa.Schema) -> pa.Table:
+    """Scored output rows as an Arrow table of ``schema`` (:func:`output_schema`): key, timestamp and
+    model features from ``rows``, score (+ class), lineage columns.
 
-    key, ts = spec.entity.join_key, spec.raw.timestamp_column
-    out = rows[[key, ts, *spec.model.features]].copy()
-    if len(out):
+    Built column by column straight into Arrow: no scored pandas copy of the chunk, and each lineage
+    column is one value repeated, not a million Python strings to convert (bench B2: together ~10% of
+    the scoring path at 1M rows). Each feature column is converted on its own, so an integer feature
+    that came back as float (a null made it so) is stored as a nullable integer again instead of
+    failing the whole conversion.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    if len(rows):
         with compute_threads():
             scores = np.asarray(predict_scores(model, rows[spec.model.features], spec.model.task), dtype="float64")
     else:
         scores = np.empty(0, dtype="float64")
-    out[SCORE_COLUMN] = scores
+    computed: dict[str, pa.Array] = {SCORE_COLUMN: pa.array(scores, type=pa.float64())}
     if spec.model.task == "classification":
-        out[CLASS_COLUMN] = (scores >= CLASS_THRESHOLD).astype("int64")
-    out[MODEL_NAME_COLUMN] = lineage.model_name
-    out[MODEL_VERSION_COLUMN] = lineage.model_version
-    out[RUN_ID_COLUMN] = lineage.airflow_run_id
-    return out
+        computed[CLASS_COLUMN] = pa.array((scores >= CLASS_THRESHOLD).astype("int64"), type=pa.int64())
+    values = {
+        MODEL_NAME_COLUMN: lineage.model_name,
+        MODEL_VERSION_COLUMN: lineage.model_version,
+        RUN_ID_COLUMN: lineage.airflow_run_id,
+    }
+    for name, value in values.items():
+        computed[name] = pa.repeat(pa.scalar(value, type=pa.string()), len(rows))
+    arrays = [
+        computed[f.name] if f.name in computed else pa.array(rows[f.name], type=f.type, from_pandas=True)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def output_schema(spec: UseCaseSpec, source_schema: pa.Schema) -> pa.Schema:
@@ -319,15 +334,6 @@ def writer_options(schema: pa.Schema) -> dict[str, Any]:
 
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     return {"use_dictionary": text}
-
-
-def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
-    """Column by column, so an integer feature that came back as float (a null made it so) is
-    stored as a nullable integer again instead of failing the whole conversion."""
-    import pyarrow as pa
-
-    arrays = [pa.array(frame[f.name], type=f.type, from_pandas=True) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 # ------------------------------------------------------------------------------- the split
@@ -406,10 +412,10 @@ def score_partition(
             rows_in += len(window)
             for start in range(0, len(window), chunk_rows):
                 rows = window.iloc[start : start + chunk_rows]
-                table = to_table(score_frame(model, spec, rows, lineage), schema)
+                table = score_table(model, spec, rows, lineage, schema)
                 writer.write_table(table)
                 if shadow is not None and shadow_writer is not None:
-                    shadow_writer.write_table(to_table(score_frame(shadow[0], spec, rows, shadow[1]), schema))
+                    shadow_writer.write_table(score_table(shadow[0], spec, rows, shadow[1], schema))
                 rows_out += table.num_rows
                 chunks += 1
                 log.info("part %d/%d chunk %d: scored %d rows", partition, partitions, chunks, table.num_rows)

@@ -6,9 +6,13 @@ Read at DAG-parse time, so only cheap things live here (no pandas, no ML librari
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk.definitions.param import ParamsDict
+from airflow.sdk.exceptions import ParamValidationError
 
 from mlloop.settings import get_settings
 from mlloop_airflow.notifiers.failure import FailureNotifier
@@ -22,14 +26,48 @@ DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MAX_MODEL_VERSION = 2**31 - 1
 
 
+# Each (default, schema) of a scheduled DAG's Param found valid in this process (see mlloop_dag).
+_CHECKED_PARAMS: set[str] = set()
+
+
+def mlloop_dag(*, params: Mapping[str, Param], **kwargs: Any) -> DAG:
+    """``DAG(params=params, **kwargs)``, with each Param's default checked once per process per distinct
+    (default, schema) instead of once per DAG.
+
+    Airflow checks a scheduled DAG's Params when the DAG is built, with ``jsonschema.validate``, which
+    first checks the schema itself against JSON Schema's metaschema. Every use case's DAGs carry the
+    same schemas, and at 50 use cases those checks were half of a DAG file's parse time (bench B11,
+    ``bench/profiles/B11-parse-training-50-use-cases.txt``). The rule and the error stay Airflow's: a
+    scheduled DAG whose Params have no valid default does not load. The DAG is built without Params
+    and given them here, before its tasks exist (a task copies its DAG's Params when it is built).
+    """
+    dag = DAG(**kwargs)
+    if dag.timetable.can_be_scheduled:
+        for name, param in params.items():
+            key = json.dumps([param.value, param.schema], sort_keys=True, default=repr)
+            if key in _CHECKED_PARAMS:
+                continue
+            try:
+                ParamsDict({name: param}).validate()
+            except ParamValidationError as exc:
+                raise ValueError(
+                    f"Dag {dag.dag_id!r} is not allowed to define a Schedule, as there are required params "
+                    "without default values, or the default values are not valid."
+                ) from exc
+            _CHECKED_PARAMS.add(key)
+    dag.params.update(params)
+    return dag
+
+
 def default_args(spec: UseCaseSpec) -> dict[str, Any]:
     """Owner from the spec; transient faults retry with exponential backoff, data faults do not
     (operators raise ``AirflowFailException`` for those). A task that fails for good alerts the
     on-call through :class:`FailureNotifier` when ``MLLOOP_ALERT_CONN_ID`` is set (off otherwise)."""
+    settings = get_settings()  # read from the environment on every call: once per DAG, not twice
     return {
         "owner": spec.owner,
-        "retries": get_settings().task_retries,
-        "retry_delay": dt.timedelta(seconds=get_settings().retry_delay_seconds),
+        "retries": settings.task_retries,
+        "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
         "on_failure_callback": [FailureNotifier()],

@@ -215,3 +215,26 @@ def test_invalid_string_rules_and_label_horizon_name_the_field(tmp_path: Path, e
     with pytest.raises(SpecError) as err:
         load_spec(path)
     assert f"field '{field}" in str(err.value) and words in str(err.value)
+
+
+def test_load_specs_reuses_unchanged_specs_and_sees_every_edit_addition_and_removal(tmp_path: Path) -> None:
+    """Every DAG file loads every spec (bench B11): a process parses each file once while its bytes
+    are the same, yet the DAG processor must see a spec the moment it is edited, added or removed."""
+    path = write_variant(tmp_path, lambda d: None)
+    first = load_specs(tmp_path)
+    assert load_specs(tmp_path)[0] is first[0]  # not read and validated again
+
+    # Same size as before, written at once: a modification-time key could miss this edit.
+    path.write_text(path.read_text().replace("owner: ml-platform", "owner: ml-platfork"))
+    assert [s.owner for s in load_specs(tmp_path)] == ["ml-platfork"]
+
+    write_variant(tmp_path, lambda d: d.update(name="energy_demand"), REGRESSION)
+    assert [s.name for s in load_specs(tmp_path)] == ["credit_risk", "energy_demand"]
+    path.unlink()
+    assert [s.name for s in load_specs(tmp_path)] == ["energy_demand"]
+
+    path.write_text(path.parent.joinpath("energy_demand.yaml").read_text().replace("drift:", "drift_typo:", 1))
+    with pytest.raises(SpecError):  # an invalid spec is never cached: it raises on every call
+        load_specs(tmp_path)
+    with pytest.raises(SpecError):
+        load_specs(tmp_path)
