@@ -302,7 +302,15 @@ print(json.dumps({{
 
 def parse_dags(airflow: LocalAirflow) -> int:
     """Parse dags/ the way the DAG processor does, with this Airflow's configuration."""
-    code = PARSE_SCRIPT.format(folder=str(ROOT / "dags"))
+    folder = ROOT / "dags"
+    if not folder.is_dir():  # "0 DAGs, 0 import errors" would read as a pass
+        print(
+            f"no DAG folder at {folder}: set MLLOOP_PROJECT to the project's folder (the one holding dags/); "
+            "an installed package does not know where the project is (the image sets /opt/mlloop)",
+            file=sys.stderr,
+        )
+        return 1
+    code = PARSE_SCRIPT.format(folder=str(folder))
     out = subprocess.run([sys.executable, "-c", code], env=airflow.env(), capture_output=True, text=True, check=False)
     if out.returncode != 0:
         print(out.stderr[-3000:], file=sys.stderr)
