@@ -143,22 +143,12 @@ def training(ask, drift=None):
 @timed("promotion")
 def promotion(version):
     # promotion: evaluate_challenger, then promote_challenger, reject_challenger or mark_pending
-    run = run_info("promotion")
-    outcome = promotion_steps.evaluate_challenger(services, spec, run, event_versions=[version])
-    if outcome.decision is None:
-        return "nothing to decide"
-    evaluated = outcome.as_dict(spec)
-    if not outcome.passed:
-        promotion_steps.reject_challenger(services, spec, run, evaluated)
-        counts["rejected"] += 1
-        return "rejected"
-    if outcome.to_pending:
-        promotion_steps.mark_pending(services, spec, run, evaluated)
-        counts["pending"] += 1
-        return "pending"
-    promotion_steps.promote_challenger(services, spec, run, evaluated, "the plain loop (one process)")
-    counts["promoted"] += 1
-    return "promoted"
+    _, step = promotion_steps.run_promotion(
+        services, spec, run_info("promotion"), event_versions=[version], serialized_by="the plain loop (one process)"
+    )
+    if step is not None:
+        counts[{"promote": "promoted", "reject": "rejected", "pending": "pending"}[step]] += 1
+    return step
 
 
 def pin(day, policy, purpose):
