@@ -233,8 +233,9 @@ print(json.dumps({"seconds": wall, "imports_seconds": imports_seconds, "step_sec
 """
 
 OUTCOME = r"""
-import json
-from mlloop import registry
+import datetime as dt, json
+from mlloop import layout, registry
+from mlloop import tags as tag_keys
 from mlloop.settings import get_settings
 from mlloop.spec import get_spec
 from mlloop.storage import Storage
@@ -247,15 +248,16 @@ aliases = registry.aliases(client, model)
 versions = []
 for v in sorted(client.search_model_versions(f"name='{model}'"), key=lambda v: int(v.version)):
     tags = client.get_run(v.run_id).data.tags
-    versions.append({"version": v.version, "decision": v.tags.get("promotion.decision"),
-                     "cutoff": tags.get("mlloop.cutoff_day"), "reason": tags.get("mlloop.trigger_reason", "")})
+    versions.append({"version": v.version, "decision": v.tags.get(tag_keys.DECISION),
+                     "cutoff": tags.get(tag_keys.LINEAGE_PREFIX + "cutoff_day"),
+                     "reason": tags.get(tag_keys.TRIGGER_REASON, "")})
 drift = {}
 for day in PARAMS["drift_days"]:
-    path = storage.path("reports", spec.name, "drift", f"date={day}", "report.json")
+    path = layout.DRIFT_REPORT.path(storage, spec, dt.date.fromisoformat(day), layout.DRIFT_REPORT_JSON)
     drift[day] = json.loads(storage.read_bytes(path)).get("drift") if storage.exists(path) else None
 rows = {}
 for day in PARAMS["scored_days"]:
-    path = storage.path("predictions", spec.name, f"date={day}", "data.parquet")
+    path = layout.PREDICTIONS.path(storage, spec, dt.date.fromisoformat(day))
     rows[day] = storage.row_count(path) if storage.exists(path) else 0
 print(json.dumps({"aliases": aliases, "versions": versions, "drift": drift, "rows_scored": rows}))
 """
