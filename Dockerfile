@@ -30,11 +30,14 @@ COPY --from=requirements /tmp/requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir --require-hashes --requirement /tmp/requirements.txt
 
 COPY --chown=airflow:0 . /opt/mlloop
-# The project's own packages (mlloop, mlloop_airflow) without touching the locked dependencies;
-# then, at build time: DuckDB's httpfs extension for Feast's offline store on S3 (from the locked
+# The project's own packages (mlloop, mlloop_airflow, and mlloop_cli with the `mlloop` command)
+# without touching the locked dependencies; installed in site-packages, they find the project
+# through MLLOOP_PROJECT (checked here: `mlloop parse` reads its dags/). Then, at build time:
+# DuckDB's httpfs extension for Feast's offline store on S3 (from the locked
 # duckdb-extension-httpfs package on amd64, downloaded by DuckDB elsewhere) and the local settings
 # that let Celery workers preload heavy libraries for their task processes (MLLOOP_PRELOAD_MODULES).
 RUN pip install --no-cache-dir --no-deps /opt/mlloop \
+    && python -c "from mlloop.settings import PROJECT_ROOT as p; assert (p / 'dags').is_dir(), p" \
     && python -c "import duckdb; from mlloop.feast_offline_store import ensure_httpfs; print(ensure_httpfs(duckdb.connect()))" \
     && mkdir -p /opt/airflow/config /opt/airflow/auth \
     && python -c "from mlloop_airflow.preload import LOCAL_SETTINGS; print(LOCAL_SETTINGS, end='')" \

@@ -3,8 +3,8 @@ model's in-memory predict on the same rows; B3: the scoring step's peak memory a
 
 Setup (its own interpreter): one day of N entities in the offline store, the Feast registry, and a
 model of the spec's pipeline registered as champion. Measurement (a fresh interpreter with the
-libraries a task process gets preloaded): load the champion, then ``score_partition`` +
-``commit_predictions`` through Feast exactly as the tasks call them, timed, with the process's peak
+libraries a task process gets preloaded): pin and load the champion, then the steps the
+``score_partition`` and ``commit_predictions`` tasks call (:mod:`mlloop.steps.scoring`), timed, with the process's peak
 RSS above the post-load baseline; then, on the same rows already in memory, ``predict_proba`` alone.
 """
 
@@ -34,35 +34,34 @@ from bench.common import preload_like_a_task
 preload_like_a_task()
 from bench.data import START
 from mlloop.compute import compute_threads
-from mlloop.feature_store import open_store
 from mlloop.ingestion import features_path
-from mlloop.registry import CHAMPION, get_alias, load_model, mlflow_client, predict_scores
-from mlloop.scoring import Lineage, commit_predictions, feast_fetcher, feature_service_for, score_partition
-from mlloop.settings import get_settings
+from mlloop.registry import predict_scores
+from mlloop.services import Services
 from mlloop.spec import get_spec
-from mlloop.storage import Storage
+from mlloop.steps import scoring
 
 spec = get_spec("credit_risk")
-storage = Storage.from_url(get_settings().storage_root)
-ref = get_alias(mlflow_client(), spec.registered_model_name, CHAMPION)
-model = load_model(ref)
-store = open_store()
-fetch = feast_fetcher(store, feature_service_for(ref, spec))
-lineage = Lineage.of(ref, "bench")
+services = Services()
+storage = services.storage
+# What resolve_champion and each score_partition task do before scoring: pin, load, open Feast.
+pinned = scoring.pin_champion(services, spec, lambda: START, "current", "score the bench")
+loaded = scoring.load_pinned(services, spec, pinned)
+services.feature_store
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 from bench.common import profiled
 t0 = time.perf_counter()
 day_rows = storage.row_count(features_path(storage, spec, START))
 with profiled(f"B2-scoring-{{day_rows}}"):
-    part = score_partition(storage, spec, START, model=model, fetch_features=fetch, lineage=lineage)
-    commit_predictions(storage, spec, START, [part], lineage=lineage)
+    # The steps the score_partition and commit_predictions tasks call.
+    part = scoring.score_part(services, spec, START, loaded, "bench")
+    scoring.commit(services, spec, START, pinned, [part], "bench")
 t_path = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 rows = storage.read_frame(features_path(storage, spec, START))[spec.model.features]
 t0 = time.perf_counter()
 with compute_threads():  # the same thread cap the scoring path uses
-    predict_scores(model, rows, spec.model.task)
+    predict_scores(loaded.model, rows, spec.model.task)
 t_predict = time.perf_counter() - t0
 print(json.dumps({{"path": t_path, "predict": t_predict, "rows": len(rows),
                   "rss_growth_mb": (peak - base) / 1024, "scoring_peak_mb": peak / 1024,

@@ -9,15 +9,16 @@ each on its own scratch MLLOOP_HOME, in the same benchmark run:
   promotion), i.e. without landing the first batches, ``feast apply`` and Airflow's boot, which
   are reported separately. Every task instance of the loop's DAG runs is read back from the REST
   API for the per-task overhead.
-* **limit**: the same sequence of ``mlloop`` core calls the operators make, in one fresh Python
-  interpreter with no Airflow: phase 1 ingests each day (validate, features, materialize) and
-  makes the training decision a features event would (training + gated promotion when it says
-  so), scores the last 3 days, checks drift; phase 2 lands the drift scenario's days, ingests
-  and scores them, and the drift check's retrain goes through training and the gate. Timed from
+* **limit**: the same steps the operators call (:mod:`mlloop.steps`), in the order the DAGs run
+  them, in one fresh Python interpreter with no Airflow: phase 1 ingests each day (validate,
+  features, materialize, the day's training request; a due day trains and its challenger goes
+  through the gate), scores the last 3 days, checks drift; phase 2 lands the drift scenario's days,
+  ingests and scores them, and the drift check's retrain goes through training and the gate. Timed from
   phase 1's ingestion to the end (imports of the core included), like ``run_phases``.
 
-A checker reads both homes afterwards (MLflow registry, drift reports, prediction partitions), so
-the table compares two runs that reached the same outcome.
+A checker reads both homes afterwards (MLflow registry, drift reports, prediction partitions): each
+must reach the demo's outcome, and both the same trainings (trigger, cutoff day), gate decisions,
+aliases and drift verdicts, so the table compares two runs that made the same decisions.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ UNHEALTHY_CHECKS = 3  # consecutive "unhealthy" scheduler checks, HEALTH_CHECK_S
 SENSOR_POKE_SECONDS = "30"  # as mlloop demo runs it (a shorter poke is unsafe on Airflow 3.3)
 
 PLAIN = r"""
-import dataclasses, datetime as dt, json, time
+import datetime as dt, json, time
 
 from mlloop.feature_store import apply_registry
 from mlloop.landing import land_days
@@ -58,37 +59,30 @@ land_days(storage, spec, phase1)
 apply_registry()
 
 started = time.perf_counter()
-from mlloop.champion import (
-    champion_history, current_champion, model_for_day, promote, record_gate, reject, serving_day,
-)
-from mlloop.training_requests import TrainingRequest, decide_training_due, record_request
-from mlloop.drift import TriggerMarker, read_marker, retrain_conf, retrain_gate, write_marker
-from mlloop.drift_report import build_drift_report
-from mlloop.evaluation import evaluate_for_promotion
-from mlloop.feature_store import materialize_interval, open_store
-from mlloop.ingestion import day_bounds, features_path, landing_path, validate_landed_batch, write_feature_partition
-from mlloop.registry import CHAMPION, get_alias, get_version, load_model, mlflow_client
-from mlloop.scoring import (
-    Lineage as ScoringLineage, commit_predictions, feast_fetcher, feature_service_for, plan_parts,
-    predictions_path, score_partition,
-)
-from mlloop.training import Lineage, decide_training, fit_and_evaluate, git_commit, latest_version, log_and_register
-from mlloop.training_set import build_training_set, count_labels, fingerprint, training_window, validate_training_set
+# The steps the operators call (mlloop.steps), in the order the DAGs run them; no Airflow.
+from mlloop import layout
+from mlloop.scoring import PartResult
+from mlloop.services import Services
+from mlloop.steps import RunInfo, StepSkipped
+from mlloop.steps import drift as drift_steps
+from mlloop.steps import ingestion as ingestion_steps
+from mlloop.steps import promotion as promotion_steps
+from mlloop.steps import scoring as scoring_steps
+from mlloop.steps import training as training_steps
 
-store = open_store()
-client = mlflow_client()
-model_name = spec.registered_model_name
+services = Services.of(storage=storage)
+services.feature_store, services.mlflow  # open both now, as the imports above: counted in imports_seconds
 imports_seconds = time.perf_counter() - started
 seconds = {}
-counts = {"ingested": 0, "training_decisions": 0, "trained": 0, "promoted": 0, "rejected": 0, "scored_days": 0,
-          "drift_checks": 0, "drift_triggers": 0}
+counts = {"ingested": 0, "training_decisions": 0, "trained": 0, "promoted": 0, "rejected": 0, "pending": 0,
+          "scored_days": 0, "drift_checks": 0, "drift_triggers": 0}
 verdicts = {}
 run_no = [0]
 
 
-def run_id(kind):
+def run_info(kind):
     run_no[0] += 1
-    return f"plain__{kind}__{run_no[0]}"
+    return RunInfo(dag_id=spec.dag_id(kind), run_id=f"plain__{kind}__{run_no[0]}")
 
 
 def timed(kind):
@@ -103,163 +97,112 @@ def timed(kind):
     return wrap
 
 
+def features_event(day):
+    # feature_ingestion's request_training: the day's training decision in data time (the ledger);
+    # only a due day emits the features Asset event, whose training run trains (cutoff = the day),
+    # and the new challenger's event starts a promotion run.
+    try:
+        _, extra = ingestion_steps.request_training(services, spec, day)
+    except StepSkipped:
+        return
+    version = training(training_steps.TrainingAsk(events=[extra]))
+    if version is not None:
+        promotion(version)
+
+
 @timed("ingestion")
 def ingest(day):
     # feature_ingestion: wait_for_raw_batch, validate_observations, validate_labels, build_features,
-    # materialize_online
-    assert storage.exists(landing_path(storage, spec, "observations", day)), day
-    validate_landed_batch(storage, spec, "observations", day)
-    if storage.exists(landing_path(storage, spec, "labels", day)):
-        validate_landed_batch(storage, spec, "labels", day)
-    write_feature_partition(storage, spec, day)
-    storage.check_available()
-    start, end = day_bounds(day)
-    materialize_interval(store, [spec.features.feature_view], start, end)
+    # materialize_online (request_training: features_event)
+    assert storage.exists(layout.LANDING_OBSERVATIONS.path(storage, spec, day)), day  # the sensor
+    ingestion_steps.validate_batch(services, spec, "observations", day, optional=False)
+    ingestion_steps.validate_batch(services, spec, "labels", day, optional=True)
+    ingestion_steps.build_features(services, spec, day)
+    ingestion_steps.materialize(services, spec, day, None)
     counts["ingested"] += 1
 
 
 @timed("training")
-def training(cutoff, reason=None, drift=None, drift_report=None):
+def training(ask, drift=None):
     # training: decide_training, build_training_set, validate_training_set, train_and_register
     counts["training_decisions"] += 1
-    first, last = training_window(spec, cutoff)
-    labels = count_labels(storage, spec, first, last)
-    newest, newest_cutoff = latest_version(client, spec)
-    champion = get_alias(client, model_name, CHAMPION)
-    decision = decide_training(
-        spec, cutoff_day=cutoff, labelled_rows=labels.with_features, reason=reason, force=False,
-        latest_version=newest, latest_cutoff=newest_cutoff, has_champion=champion is not None,
-    )
+    decision = training_steps.decide(services, spec, ask)
     if not decision.train:
         return None
-    if drift_report:
-        record_request(storage, spec, TrainingRequest(cutoff, "drift", decision.reason))
-    training_set = build_training_set(storage, store, spec, cutoff)
-    path = storage.write_frame(
-        training_set.frame, storage.partition("staging", spec.name, "training_set", cutoff, "data.parquet")
+    built = training_steps.build_set(services, spec, decision.cutoff_day.isoformat())
+    validation = training_steps.validate_set(services, spec, built["path"])
+    inputs = training_steps.TrainInputs(
+        training_set=built["path"], cutoff_day=decision.cutoff_day.isoformat(), trigger_reason=decision.reason,
+        validation=validation, training_set_info=built["join"], drift=drift, drift_report=ask.drift_report,
     )
-    fingerprint(training_set.frame, spec)
-    frame = storage.read_frame(path)
-    report = validate_training_set(frame, spec, source=path)
-    report_path = path.rsplit("/", 1)[0] + "/validation.json"
-    storage.write_bytes(json.dumps(report.as_dict(), indent=2, default=str).encode(), report_path)
-    frame = storage.read_frame(path)
-    trained = fit_and_evaluate(spec, frame)
-    extra = {f"drift.{k}": str(v) for k, v in (drift or {}).items()}
-    if drift_report:
-        extra["drift_report"] = drift_report
-    lineage = Lineage(
-        cutoff_day=cutoff, trigger_reason=decision.reason or "unspecified", dag_id="plain__training",
-        dag_run_id=run_id("training"), git_commit=git_commit(), extra=extra,
-    )
-    ref = log_and_register(
-        client, spec, trained, frame, lineage=lineage,
-        validation={**report.as_dict(), "report_path": report_path},
-        training_set=dataclasses.asdict(training_set.stats),
-    )
-    client.get_run(ref.run_id)
+    ref = training_steps.train_and_register(services, spec, inputs, run_info("training"))
     counts["trained"] += 1
     return ref.version
 
 
 @timed("promotion")
 def promotion(version):
-    # promotion: evaluate_challenger, then promote_challenger or reject_challenger
-    champion = get_alias(client, model_name, CHAMPION)
-    if champion is not None and champion.version == version:
-        return "already champion"
-    rid = run_id("promotion")
-    tags = {"gate.dag_id": "plain__promotion", "gate.dag_run_id": rid}
-    evaluation = evaluate_for_promotion(storage, store, spec, get_version(client, model_name, version), champion)
-    evaluation.table(spec)
-    record_gate(client, model_name, version, {
-        **evaluation.decision.tags(), "gate.window": evaluation.window.describe(),
-        "gate.evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **tags,
-    })
-    run_tags = {"promotion.dag_id": "plain__promotion", "promotion.dag_run_id": rid}
-    if evaluation.decision.passed:
-        expected = champion.version if champion else None
-        assert current_champion(client, model_name) in (expected, version)
-        cutoff = get_version(client, model_name, version).tags.get("training_cutoff")
-        promote(client, spec, version, expected_champion=expected, tags=run_tags, serves_from=serving_day(cutoff))
-        counts["promoted"] += 1
-        return "promoted"
-    reject(client, spec, version, evaluation.decision.reasons, tags=run_tags)
-    counts["rejected"] += 1
-    return "rejected"
+    # promotion: evaluate_challenger, then promote_challenger, reject_challenger or mark_pending
+    _, step = promotion_steps.run_promotion(
+        services, spec, run_info("promotion"), event_versions=[version], serialized_by="the plain loop (one process)"
+    )
+    if step is not None:
+        counts[{"promote": "promoted", "reject": "rejected", "pending": "pending"}[step]] += 1
+    return step
 
 
-def features_event(day):
-    # feature_ingestion's request_training: the day's training decision in data time (the ledger);
-    # only a due day emits the features Asset, whose training run trains (cutoff = the day), and
-    # the new challenger starts a promotion run.
-    due = decide_training_due(storage, spec, day)
-    if not due.train:
-        return
-    record_request(storage, spec, TrainingRequest(day, "features", due.reason))
-    version = training(day, reason=f"due: {due.reason}")
-    if version is not None:
-        promotion(version)
+def pin(day, policy, purpose):
+    try:
+        return scoring_steps.pin_champion(services, spec, lambda: day, policy, purpose)
+    except StepSkipped:
+        raise AssertionError(f"no champion to {purpose} with on {day}") from None
 
 
 @timed("scoring")
 def score(day):
-    # batch_scoring: wait_for_features, resolve_champion, plan_parts, score_partition (mapped), commit_predictions
-    assert storage.exists(features_path(storage, spec, day)), day
-    current = get_alias(client, model_name, CHAMPION)
-    assert current is not None, "no champion to score with"
-    # resolve_champion with the scoring DAG's default model policy, champion_at_day.
-    version, _ = model_for_day(champion_history(client, model_name), day, current.version)
-    champion = get_version(client, model_name, version)
-    feature_service_for(champion, spec)
-    rid = run_id("scoring")
+    # batch_scoring: wait_for_features, resolve_champion (the DAG's default model policy),
+    # [resolve_shadow], plan_parts, score_partition (mapped), commit_predictions
+    from mlloop.champion import CHAMPION_AT_DAY
+
+    assert storage.exists(layout.FEATURES.path(storage, spec, day)), day  # the sensor
+    pinned = pin(day, CHAMPION_AT_DAY, "score the day")
+    run_id = run_info("batch_scoring").run_id
+    shadow = scoring_steps.resolve_shadow(services, spec, day, pinned) if spec.promotion.shadow_days else None
     parts = []
-    for kwargs in plan_parts(spec, None):
-        ref = get_version(client, champion.name, champion.version)
-        model = load_model(ref, client)
-        parts.append(score_partition(
-            storage, spec, day, model=model, fetch_features=feast_fetcher(store, feature_service_for(ref, spec)),
-            lineage=ScoringLineage.of(ref, rid), chunk_rows=spec.scoring.chunk_rows, **kwargs,
-        ))
-    lineage = ScoringLineage(model_name=champion.name, model_version=str(champion.version), airflow_run_id=rid)
-    commit_predictions(storage, spec, day, parts, lineage=lineage)
+    for part in scoring_steps.plan(spec, day, None):
+        result = scoring_steps.score_part(
+            services, spec, day, scoring_steps.load_pinned(services, spec, pinned), run_id,
+            shadow=scoring_steps.load_shadow(services, shadow, run_id), **part,
+        )
+        parts.append(PartResult.from_dict(result.as_dict()))  # as XCom carries it to the commit
+    result, _ = scoring_steps.commit(services, spec, day, pinned, parts, run_id)
+    scoring_steps.commit_shadow(services, spec, day, shadow, parts, result.rows, run_id)
     counts["scored_days"] += 1
 
 
 def drift_check(day):
-    # drift_monitoring: wait_for_predictions, resolve_champion, compute_drift, decide_retrain,
-    # trigger_training, record_trigger; then the triggered training run and its promotion.
+    # drift_monitoring: wait_for_predictions, resolve_champion (champion_at_day), compute_drift,
+    # decide_retrain, trigger_training, record_trigger; then the triggered training run and its promotion.
+    from mlloop.champion import CHAMPION_AT_DAY
+
     t0 = time.perf_counter()
-    assert storage.exists(predictions_path(storage, spec, day)), day
-    champion = get_alias(client, model_name, CHAMPION)
-    ref = get_version(client, champion.name, champion.version)
-    rid = run_id("drift")
-    report = build_drift_report(storage, spec, day, client=client, champion=ref, airflow_run_id=rid)
-    if report.mlflow_run_id:
-        client.get_run(report.mlflow_run_id)
-    verdict = report.summary["verdict"]
-    marker = read_marker(storage, spec) if verdict["drift"] else None
-    now = dt.datetime.now(dt.UTC)
-    gate = retrain_gate(
-        verdict["drift"], active_training_runs=0,
-        last_trigger_day=dt.date.fromisoformat(marker.day) if marker and marker.day else None,
-        day=day, cooldown_hours=spec.drift.cooldown_hours,
-    )
+    assert storage.exists(layout.PREDICTIONS.path(storage, spec, day)), day  # the sensor
+    pinned = pin(day, CHAMPION_AT_DAY, "monitor")
+    run = run_info("drift_monitoring")
+    report = drift_steps.measure(services, spec, day, pinned, run.run_id)
+    decision = drift_steps.decide_retrain(services, spec, day, report.summary, lambda: 0)
     counts["drift_checks"] += 1
-    verdicts[day.isoformat()] = {"drift": bool(verdict["drift"]), "trigger": gate.trigger}
-    conf = retrain_conf(verdict, day, report.summary["report_html"]) if gate.trigger else None
+    verdicts[day.isoformat()] = {"drift": bool(report.summary["verdict"]["drift"]), "trigger": decision.trigger}
     seconds["drift"] = seconds.get("drift", 0.0) + time.perf_counter() - t0
-    if conf is None:
+    if decision.conf is None:
         return
     counts["drift_triggers"] += 1
-    write_marker(storage, spec, TriggerMarker(
-        triggered_at=now, day=day.isoformat(), training_dag_id="plain__training", training_run_id=run_id("training"),
-        drift_run_id=rid, reason=conf["reason"], report=conf["drift_report"],
-    ))
-    version = training(
-        dt.date.fromisoformat(conf["cutoff_day"]), reason=conf["reason"], drift=conf["drift"],
-        drift_report=conf["drift_report"],
-    )
+    conf = decision.conf
+    training_run = run_info("training")
+    drift_steps.record_trigger(services, spec, day, conf, training_run.dag_id, training_run.run_id, run.run_id)
+    ask = training_steps.TrainingAsk(conf.get("cutoff_day"), conf.get("reason"), conf.get("force", False),
+                                     conf.get("drift_report"))
+    version = training(ask, drift=conf.get("drift"))
     assert version is not None, "the drift-triggered training did not train"
     promotion(version)
 
@@ -290,8 +233,9 @@ print(json.dumps({"seconds": wall, "imports_seconds": imports_seconds, "step_sec
 """
 
 OUTCOME = r"""
-import json
-from mlloop import registry
+import datetime as dt, json
+from mlloop import layout, registry
+from mlloop import tags as tag_keys
 from mlloop.settings import get_settings
 from mlloop.spec import get_spec
 from mlloop.storage import Storage
@@ -304,15 +248,16 @@ aliases = registry.aliases(client, model)
 versions = []
 for v in sorted(client.search_model_versions(f"name='{model}'"), key=lambda v: int(v.version)):
     tags = client.get_run(v.run_id).data.tags
-    versions.append({"version": v.version, "decision": v.tags.get("promotion.decision"),
-                     "cutoff": tags.get("mlloop.cutoff_day"), "reason": tags.get("mlloop.trigger_reason", "")})
+    versions.append({"version": v.version, "decision": v.tags.get(tag_keys.DECISION),
+                     "cutoff": tags.get(tag_keys.LINEAGE_PREFIX + "cutoff_day"),
+                     "reason": tags.get(tag_keys.TRIGGER_REASON, "")})
 drift = {}
 for day in PARAMS["drift_days"]:
-    path = storage.path("reports", spec.name, "drift", f"date={day}", "report.json")
+    path = layout.DRIFT_REPORT.path(storage, spec, dt.date.fromisoformat(day), layout.DRIFT_REPORT_JSON)
     drift[day] = json.loads(storage.read_bytes(path)).get("drift") if storage.exists(path) else None
 rows = {}
 for day in PARAMS["scored_days"]:
-    path = storage.path("predictions", spec.name, f"date={day}", "data.parquet")
+    path = layout.PREDICTIONS.path(storage, spec, dt.date.fromisoformat(day))
     rows[day] = storage.row_count(path) if storage.exists(path) else 0
 print(json.dumps({"aliases": aliases, "versions": versions, "drift": drift, "rows_scored": rows}))
 """
@@ -355,6 +300,24 @@ def check_outcome(out: dict[str, Any], phase1: list[dt.date], phase2: list[dt.da
     unscored = [day for day, rows in out["rows_scored"].items() if not rows]
     if unscored:
         problems.append(f"days not scored: {unscored}")
+    return problems
+
+
+def decisions(out: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
+    """The trainings and promotion decisions a loop reached, in version order: (what triggered the
+    training, its cutoff day, the gate's decision). Run ids and times differ between loops; these must not."""
+    return [(v["reason"].split(":", 1)[0], v["cutoff"], v["decision"]) for v in out["versions"]]
+
+
+def compare_outcomes(airflow: dict[str, Any], plain: dict[str, Any]) -> list[str]:
+    """Both loops must make the same decisions (issue 13): the same trainings (trigger and cutoff),
+    the same gate decisions, the same aliases, the same drift verdicts. Returns the differences."""
+    problems = []
+    if decisions(airflow) != decisions(plain):
+        problems.append(f"different trainings or promotions: Airflow {decisions(airflow)} vs plain {decisions(plain)}")
+    for key in ("aliases", "drift"):
+        if airflow[key] != plain[key]:
+            problems.append(f"different {key}: Airflow {airflow[key]} vs plain {plain[key]}")
     return problems
 
 
@@ -552,6 +515,9 @@ def run(size: str, loop_days: list[int] | None = None) -> list[Result]:
     }
     if any(problems.values()):
         raise RuntimeError(f"the loop did not reach the demo's outcome: {problems}")
+    differences = compare_outcomes(ours["outcome"], plain["outcome"])
+    if differences:
+        raise RuntimeError(f"the plain loop and the Airflow loop decided differently: {differences}")
 
     stats = ours["task_instances"]
     ran = stats["task_instances_ran"]

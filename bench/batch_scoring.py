@@ -1,8 +1,8 @@
 """Batch scoring throughput and peak memory at N and 10N rows per day.
 
-    python bench/batch_scoring.py                      # spec defaults: 1x and 10x the generator's rows/day
-    python bench/batch_scoring.py --rows 20000 200000 --chunk-rows 5000 --history-days 3
-    python bench/batch_scoring.py --fetcher synthetic  # features computed from the key: no Feast
+    python -m bench.batch_scoring                      # spec defaults: 1x and 10x the generator's rows/day
+    python -m bench.batch_scoring --rows 20000 200000 --chunk-rows 5000 --history-days 3
+    python -m bench.batch_scoring --fetcher synthetic  # features computed from the key: no Feast
 
 Each size gets its own MLLOOP_HOME with feature partitions from the use case's generator (no
 validation), the Feast registry, and a model of the spec's estimator registered as champion. The
@@ -36,68 +36,28 @@ DAY = dt.date(2026, 11, 10)
 def prepare(home: Path, use_case: str, rows: int, history_days: int) -> None:
     """Features of ``history_days`` days ending at DAY, the Feast registry, a registered champion."""
     os.environ["MLLOOP_HOME"] = str(home)
-    import mlflow
-    import mlflow.sklearn
-    import numpy as np
-    import pandas as pd
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
+    from bench.data import register_champion
     from mlloop.feature_store import apply_registry
     from mlloop.features import build_features
     from mlloop.ingestion import features_path
     from mlloop.landing import date_range, generate
-    from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client, record_model_checksum
     from mlloop.settings import get_settings
     from mlloop.spec import get_spec
     from mlloop.storage import Storage
-    from mlloop.tags import registration
 
     spec = get_spec(use_case)
     storage = Storage.from_url(get_settings().storage_root)
     days = date_range(DAY - dt.timedelta(days=history_days - 1), DAY)
     customers = max(5000, 2 * rows)
-    frames = []
+    first = None
     for day in days:
         batch = generate(spec, day, rows_per_day=rows, n_customers=customers, bad_row_share=0.0)
         features = build_features(batch.observations, spec)
         storage.write_frame(features, features_path(storage, spec, day))
-        frames.append(features)
+        first = features if first is None else first
     apply_registry()
-
-    train = pd.concat(frames[:1], ignore_index=True).head(20_000)
-    labels = (np.random.default_rng(0).random(len(train)) < 0.1).astype("int64")
-    model = Pipeline(
-        [
-            (
-                "prep",
-                ColumnTransformer(
-                    [("cat", OneHotEncoder(handle_unknown="ignore"), spec.model.categorical_features)],
-                    remainder="passthrough",
-                ),
-            ),
-            ("model", spec.load_estimator_class()(**spec.model.params)),
-        ]
-    )
-    x = train[spec.model.features].copy()
-    for col in spec.model.numeric_features:
-        x[col] = pd.to_numeric(x[col]).astype("float64")
-    model.fit(x, labels)
-    client = mlflow_client()
-    with mlflow.start_run(experiment_id=ensure_experiment(client, spec)) as run:
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            registered_model_name=spec.registered_model_name,
-            pip_requirements=["scikit-learn"],
-            skops_trusted_types=["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
-        )
-    version = str(info.registered_model_version)
-    for key, value in registration(spec.name, spec.model.feature_service, run.info.run_id).items():
-        client.set_model_version_tag(spec.registered_model_name, version, key, value)
-    record_model_checksum(client, spec.registered_model_name, version)  # scoring loads checked models only
-    client.set_registered_model_alias(spec.registered_model_name, CHAMPION, version)
+    assert first is not None
+    register_champion(spec, train=first.head(20_000), positives=0.1, seed=0)
 
 
 def measure(home: Path, use_case: str, chunk_rows: int | None, fetcher: str, repeats: int) -> dict[str, Any]:
@@ -217,13 +177,13 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for rows in sizes:
         with tempfile.TemporaryDirectory(prefix="mlloop-bench-") as tmp:
-            common = [sys.executable, __file__, "--use-case", args.use_case]
+            common = [sys.executable, "-m", "bench.batch_scoring", "--use-case", args.use_case]
             prepare_cmd = [*common, "--prepare", tmp, "--rows", str(rows), "--history-days", str(args.history_days)]
-            subprocess.run(prepare_cmd, check=True, capture_output=True)
+            subprocess.run(prepare_cmd, check=True, capture_output=True, cwd=ROOT)
             measure_cmd = [*common, "--fetcher", args.fetcher, "--repeats", str(args.repeats), "--measure", tmp]
             if args.chunk_rows:
                 measure_cmd += ["--chunk-rows", str(args.chunk_rows)]
-            proc = subprocess.run(measure_cmd, check=True, capture_output=True, text=True)
+            proc = subprocess.run(measure_cmd, check=True, capture_output=True, text=True, cwd=ROOT)
             result = json.loads(proc.stdout.strip().splitlines()[-1])
         result.update(rows_per_day=rows, chunk_rows=chunk, history_days=args.history_days, fetcher=args.fetcher)
         results.append(result)

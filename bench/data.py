@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 
 from mlloop.ingestion import features_path
 from mlloop.spec import UseCaseSpec
@@ -31,24 +32,39 @@ def write_feature_days(storage: Storage, spec: UseCaseSpec, customers: int, days
     return written
 
 
-def register_champion(spec: UseCaseSpec, rows: int = 20_000, seed: int = 3) -> str:
-    """Fit the spec's pipeline on synthetic rows, register it and make it champion; its version.
+def register_champion(
+    spec: UseCaseSpec,
+    rows: int = 20_000,
+    seed: int = 3,
+    train: pd.DataFrame | None = None,
+    positives: float | None = None,
+) -> str:
+    """Fit the spec's pipeline (``mlloop.training.build_pipeline``, as training does) on ``train``
+    (default: synthetic rows of the spec), register it with the registration tags every version
+    carries, make it champion; its version. For benchmarks that score (B2, B10, ``bench.batch_scoring``):
+    the model's quality is irrelevant, its shape is the real one.
 
-    For benchmarks that score (B2, B10): the model's quality is irrelevant, its shape is the real one.
+    Labels: with ``positives``, that share of random positives; else (credit_risk's synthetic rows)
+    more defaults with a higher debt-to-income.
     """
     import mlflow
     import mlflow.sklearn
 
     from mlloop.registry import CHAMPION, ensure_experiment, mlflow_client, record_model_checksum
+    from mlloop.tags import registration
     from mlloop.training import build_pipeline, pip_requirements, skops_trusted_types
 
     rng = np.random.default_rng(seed)
-    train = feature_rows(spec, entity_keys(spec, rows), START, rng)
-    y = (rng.random(len(train)) < 1 / (1 + np.exp(-(train["debt_to_income"] * 4 - 3)))).astype(int)
+    if train is None:
+        train = feature_rows(spec, entity_keys(spec, rows), START, rng)
+    if positives is not None:
+        y = (rng.random(len(train)) < positives).astype(int)
+    else:
+        y = (rng.random(len(train)) < 1 / (1 + np.exp(-(train["debt_to_income"] * 4 - 3)))).astype(int)
     model = build_pipeline(spec).fit(train[spec.model.features], y)
     client = mlflow_client()
     mlflow.set_experiment(experiment_id=ensure_experiment(client, spec))
-    with mlflow.start_run():
+    with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -57,6 +73,8 @@ def register_champion(spec: UseCaseSpec, rows: int = 20_000, seed: int = 3) -> s
             registered_model_name=spec.registered_model_name,
         )
     version = str(info.registered_model_version)
+    for key, value in registration(spec.name, spec.model.feature_service, run.info.run_id).items():
+        client.set_model_version_tag(spec.registered_model_name, version, key, value)
     record_model_checksum(client, spec.registered_model_name, version)
     client.set_registered_model_alias(spec.registered_model_name, CHAMPION, version)
     return version

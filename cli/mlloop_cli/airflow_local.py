@@ -86,6 +86,30 @@ def open_private_log(path: Path) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
+def start_logged(
+    command: list[str], env: dict[str, str], log_path: Path, *, new_session: bool = True
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in the project root, its output (both streams) appended to ``log_path``.
+
+    Every process the tooling starts goes through here so that each keeps the same three promises:
+    its log is private (0600: it may print the login), the files it creates are private (umask
+    077), and, with ``new_session``, it leads its own process group, so that stopping it finds and
+    kills what it leaves behind (a killed scheduler's orphaned workers) with it. A short command
+    the caller waits for passes ``new_session=False`` (Ctrl-C then reaches it too).
+    """
+    with open_private_log(log_path) as log:
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=new_session,
+            umask=PRIVATE_UMASK,
+        )
+
+
 class LocalAirflow:
     """One supervised Airflow process tree (``airflow_supervisor.py``), bound to 127.0.0.1, state under ``home``."""
 
@@ -157,19 +181,8 @@ class LocalAirflow:
         private_dir(self.log_path.parent)
         private_dir(self.airflow_home)
         self.install_local_settings()
-        with open_private_log(self.log_path) as log:
-            # A new session: what the supervisor leaves behind at `stop()` (a killed scheduler's
-            # orphaned workers) is found, and killed, as the rest of its process group.
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mlloop_cli.airflow_supervisor", str(self.components_path)],
-                env=self.env(),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                umask=PRIVATE_UMASK,
-            )
+        command = [sys.executable, "-m", "mlloop_cli.airflow_supervisor", str(self.components_path)]
+        proc = start_logged(command, self.env(), self.log_path)
         write_private(self.pid_path, str(proc.pid))
         self.wait_healthy(timeout, proc)
         self.client().ensure_pools()
@@ -289,7 +302,15 @@ print(json.dumps({{
 
 def parse_dags(airflow: LocalAirflow) -> int:
     """Parse dags/ the way the DAG processor does, with this Airflow's configuration."""
-    code = PARSE_SCRIPT.format(folder=str(ROOT / "dags"))
+    folder = ROOT / "dags"
+    if not folder.is_dir():  # "0 DAGs, 0 import errors" would read as a pass
+        print(
+            f"no DAG folder at {folder}: set MLLOOP_PROJECT to the project's folder (the one holding dags/); "
+            "an installed package does not know where the project is (the image sets /opt/mlloop)",
+            file=sys.stderr,
+        )
+        return 1
+    code = PARSE_SCRIPT.format(folder=str(folder))
     out = subprocess.run([sys.executable, "-c", code], env=airflow.env(), capture_output=True, text=True, check=False)
     if out.returncode != 0:
         print(out.stderr[-3000:], file=sys.stderr)

@@ -50,12 +50,11 @@ from mlloop import layout
 from mlloop.settings import PROJECT_ROOT as ROOT
 from mlloop.settings import get_settings
 from mlloop_cli.airflow_local import (
-    PRIVATE_UMASK,
     LocalAirflow,
     _group_alive,
     free_port,
-    open_private_log,
     private_dir,
+    start_logged,
     write_private,
 )
 from mlloop_cli.rest import AirflowError
@@ -382,17 +381,7 @@ class ScaledLocalAirflow(LocalAirflow):
 
     def _spawn(self, name: str, args: list[str]) -> None:
         command = args if args[0].startswith("/") else [sys.executable, "-m", "airflow", *args]
-        with open_private_log(self.log_path / f"{name}.log") as log:
-            proc = subprocess.Popen(
-                command,
-                env=self.process_env(name),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                umask=PRIVATE_UMASK,
-            )
+        proc = start_logged(command, self.process_env(name), self.log_path / f"{name}.log")
         self.state.pgids[name] = proc.pid
         self._save_state()
 
@@ -416,19 +405,9 @@ class ScaledLocalAirflow(LocalAirflow):
         ]
 
     def _migrate_airflow(self) -> None:
-        with open_private_log(self.log_path / "db-migrate.log") as log:
-            result = subprocess.run(
-                [sys.executable, "-m", "airflow", "db", "migrate"],
-                env=self.process_env("migrate"),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                check=False,
-                umask=PRIVATE_UMASK,
-            )
-        if result.returncode:
-            raise AirflowError(f"airflow db migrate failed; see {self.log_path / 'db-migrate.log'}")
+        command, log = [sys.executable, "-m", "airflow", "db", "migrate"], self.log_path / "db-migrate.log"
+        if start_logged(command, self.process_env("migrate"), log, new_session=False).wait():
+            raise AirflowError(f"airflow db migrate failed; see {log}")
 
     def _wait_http(self, what: str, url: str, deadline: float) -> None:
         while time.monotonic() < deadline:

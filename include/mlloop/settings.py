@@ -14,7 +14,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+def _project_root() -> Path:
+    """The project's folder (``dags/``, ``plugins/``, ``feature_repo/``, ``include/use_cases/``):
+    ``MLLOOP_PROJECT`` if set, else the checkout this module lives in. Installed from a wheel (the
+    image), this module lives in site-packages, which is not the project: the image sets it."""
+    configured = os.environ.get("MLLOOP_PROJECT", "").strip()
+    return Path(configured).resolve() if configured else Path(__file__).resolve().parents[2]
+
+
+PROJECT_ROOT = _project_root()
 
 
 def _env(name: str, default: str) -> str:

@@ -91,18 +91,54 @@ def sensor_poke_seconds() -> float:
     return get_settings().sensor_poke_seconds
 
 
-def day_pattern(spec: UseCaseSpec) -> str:
-    """A ``YYYY-MM-DD`` pattern whose year lies between the use case's start and next year.
+# A data set with no end date: the Day param's years stop this long after its start (a schema must be
+# bounded; the exact range, start date .. a year ahead, is the first task's check).
+OPEN_ENDED_YEARS = 100
 
-    JSON Schema has no date range (``formatMinimum`` is not in the standard Airflow validates with),
-    so the schema bounds the year and the run's first task the exact day
-    (:func:`mlloop_airflow.intervals.check_day_in_range`).
-    The pattern follows the calendar year, so the DAG gets a new version once a year.
+
+def day_pattern(spec: UseCaseSpec) -> str:
+    """A ``YYYY-MM-DD`` pattern whose year lies in the use case's data: from ``schedule.start_date``'s
+    year to ``schedule.end_date``'s (no end: :data:`OPEN_ENDED_YEARS` later).
+
+    From the spec alone, never the clock: a DAG parsed on Dec 31 and again on Jan 1 is the same DAG
+    (a pattern that followed the calendar year made a new DAG version every new year). JSON Schema
+    has no date range (``formatMinimum`` is not in the standard Airflow validates with), so the
+    schema bounds the year and the run's first task the exact day, start date .. a year ahead
+    (:func:`mlloop.steps.check_day_in_range`).
     """
     first = spec.schedule.start_date.year
-    last = max(first, dt.datetime.now(dt.UTC).year + 1)
-    years = "|".join(str(year) for year in range(first, last + 1))
-    return rf"^(?:{years})-\d{{2}}-\d{{2}}$"
+    end = spec.schedule.end_date
+    last = max(first, end.year) if end else min(first + OPEN_ENDED_YEARS, 9999)
+    return rf"^(?:{year_range(first, last)})-\d{{2}}-\d{{2}}$"
+
+
+def year_range(first: int, last: int) -> str:
+    """A regex matching exactly the four-digit years ``first`` .. ``last`` (short, unlike an alternation)."""
+    return _digits_range(f"{first:04d}", f"{last:04d}")
+
+
+def _digits_range(low: str, high: str) -> str:
+    """The numbers ``low`` .. ``high``, both written with the same number of digits."""
+    rest = len(low) - 1
+    if low == high:
+        return low
+    if low[1:] == "0" * rest and high[1:] == "9" * rest:
+        return _digit_class(low[0], high[0]) + r"\d" * rest
+    if low[0] == high[0]:
+        return low[0] + _group(_digits_range(low[1:], high[1:]))
+    parts = [low[0] + _group(_digits_range(low[1:], "9" * rest))]
+    if int(high[0]) - int(low[0]) > 1:
+        parts.append(_digit_class(str(int(low[0]) + 1), str(int(high[0]) - 1)) + r"\d" * rest)
+    parts.append(high[0] + _group(_digits_range("0" * rest, high[1:])))
+    return "|".join(parts)
+
+
+def _digit_class(low: str, high: str) -> str:
+    return low if low == high else r"\d" if (low, high) == ("0", "9") else f"[{low}-{high}]"
+
+
+def _group(pattern: str) -> str:
+    return f"(?:{pattern})" if "|" in pattern else pattern
 
 
 def day_param(spec: UseCaseSpec) -> Param:

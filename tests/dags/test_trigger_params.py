@@ -169,3 +169,44 @@ def test_the_training_params_are_the_training_conf_schema(dags: dict[str, Any]) 
             assert declared.pop("pattern").startswith("^(?:2")
             schema.pop("pattern")
         assert declared == {k: v for k, v in schema.items() if k != "default"}, name
+
+
+def test_the_day_pattern_comes_from_the_data_not_from_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsed on Dec 31 and again on Jan 1, the Day param is the same (a pattern that followed the
+    calendar year made a new DAG version at every new year); it lets through every day the first
+    task accepts (start date .. a year ahead) and refuses the years before the data, or after its end."""
+    import datetime as real
+    import re
+
+    from mlloop.spec import get_spec
+    from mlloop.steps import MAX_DAYS_AHEAD
+    from mlloop_airflow import dag_defaults
+
+    spec = get_spec("credit_risk")
+
+    def parsed_at(moment: real.datetime) -> str:
+        class Clock(real.datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                return moment
+
+        clock = SimpleNamespace(datetime=Clock, date=real.date, time=real.time, timedelta=real.timedelta, UTC=real.UTC)
+        monkeypatch.setattr(dag_defaults, "dt", clock)
+        return dag_defaults.day_pattern(spec)
+
+    new_years_eve = parsed_at(real.datetime(2026, 12, 31, 23, 59, tzinfo=real.UTC))
+    assert parsed_at(real.datetime(2027, 1, 1, 0, 1, tzinfo=real.UTC)) == new_years_eve
+    monkeypatch.undo()
+
+    ahead = real.datetime.now(real.UTC).date() + real.timedelta(days=MAX_DAYS_AHEAD)
+    for day in (spec.schedule.start_date, ahead):
+        assert re.match(new_years_eve, day.isoformat()), day
+    assert not re.match(new_years_eve, "2024-12-31")
+    assert not re.match(new_years_eve, f"{spec.schedule.start_date.year + dag_defaults.OPEN_ENDED_YEARS + 1}-01-01")
+    for first, last in ((1999, 2099), (2010, 2012), (2011, 2011), (2025, 2125), (2090, 2190), (1000, 9999)):
+        pattern = re.compile(rf"^(?:{dag_defaults.year_range(first, last)})$")
+        assert [year for year in range(1000, 10000) if pattern.match(str(year))] == list(range(first, last + 1))
+
+    ended = spec.model_copy(update={"schedule": spec.schedule.model_copy(update={"end_date": real.date(2026, 6, 30)})})
+    assert re.match(dag_defaults.day_pattern(ended), "2026-06-30")
+    assert not re.match(dag_defaults.day_pattern(ended), "2027-01-01")

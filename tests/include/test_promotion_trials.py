@@ -96,12 +96,7 @@ def test_degraded_challengers_never_replace_the_champion(storage, spec, feast_re
 
     def gate(challenger: Any) -> tuple[Any, str | None]:
         """What the promotion DAG's tasks do: evaluate, then promote (compare-and-set) or reject."""
-        outcome = promotion.evaluate_challenger(services, spec, run, challenger.version)
-        evaluated = outcome.as_dict(spec)
-        if outcome.passed:
-            promotion.promote_challenger(services, spec, run, evaluated, "this test")
-        else:
-            promotion.reject_challenger(services, spec, run, evaluated)
+        outcome, _ = promotion.run_promotion(services, spec, run, challenger.version, serialized_by="this test")
         return outcome.evaluation, outcome.champion
 
     training_set = build_training_set(storage, store, spec, CUTOFF).frame

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from mlloop.spec import UseCaseSpec
 
 
+# The promotion run's branches after the gate (GateOutcome.next_step); the DAG's tasks of the same names.
+PROMOTE, REJECT, PENDING = "promote", "reject", "pending"
+
+
 def run_gate(
     services: Services,
     spec: UseCaseSpec,
@@ -89,6 +93,17 @@ class GateOutcome:
     @property
     def passed(self) -> bool:
         return self.decision is not None and self.decision.passed
+
+    @property
+    def next_step(self) -> str | None:
+        """Where the promotion run goes from here: :data:`PROMOTE`, :data:`REJECT`, :data:`PENDING`
+        (passed the holdout gate against a champion, with shadow days), or None: nothing to decide
+        (no challenger, already champion, a pending version still waiting for its shadow days)."""
+        if self.decision is None:
+            return None
+        if not self.passed:
+            return REJECT
+        return PENDING if self.to_pending else PROMOTE
 
     def as_dict(self, spec: UseCaseSpec) -> dict[str, Any]:
         """The evaluate task's XCom (promote and reject read ``version``, ``champion``, ``reasons``)."""
@@ -391,3 +406,27 @@ def mark_pending(
         f" It supersedes pending v{superseded}." if superseded else "",
     )
     return {"version": version, "superseded": superseded}
+
+
+def run_promotion(
+    services: Services,
+    spec: UseCaseSpec,
+    run: RunInfo,
+    version: Any = None,
+    event_versions: list[Any] | None = None,
+    serialized_by: str = "this process",
+    log: StepLog = LOG,
+) -> tuple[GateOutcome, str | None]:
+    """A whole promotion run without a scheduler (bench's plain loop, tests): evaluate, then the
+    branch :attr:`GateOutcome.next_step` names, through the same steps the DAG's tasks call (no
+    approval step: that is a human's, in the DAG). Returns the outcome and the branch taken."""
+    outcome = evaluate_challenger(services, spec, run, version, event_versions, log)
+    step = outcome.next_step
+    evaluated = outcome.as_dict(spec)
+    if step == PROMOTE:
+        promote_challenger(services, spec, run, evaluated, serialized_by, log)
+    elif step == REJECT:
+        reject_challenger(services, spec, run, evaluated, log)
+    elif step == PENDING:
+        mark_pending(services, spec, run, evaluated, log)
+    return outcome, step

@@ -74,8 +74,12 @@ class EvaluateChallengerOperator(_RegistryOperator, BranchWithResultMixIn):
         self.link_to_model_version(self.spec.registered_model_name, str(outcome.version))
         if outcome.decision.alerts:
             self.raise_alerts(context, outcome.decision)
-        passed_to = self.pending_task_id if outcome.to_pending and self.pending_task_id else self.promote_task_id
-        return self.branch_with_result(context, passed_to if outcome.passed else self.reject_task_id, result)
+        branches = {
+            promotion.PROMOTE: self.promote_task_id,
+            promotion.REJECT: self.reject_task_id,
+            promotion.PENDING: self.pending_task_id or self.promote_task_id,
+        }
+        return self.branch_with_result(context, branches[str(outcome.next_step)], result)
 
     def raise_alerts(self, context: Context, decision: GateDecision) -> None:
         """The champion fails the floor: a WARNING in this log, and (unless the spec says ``keep``) an
