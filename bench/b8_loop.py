@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Result, run_python, scratch_home
+from bench.idle_cpu import measure_idle
 from bench.spy import spied
 
 USE_CASE = "credit_risk"
@@ -37,6 +38,7 @@ RAN_STATES = ("success", "failed")
 HEALTH_CHECK_SECONDS = 30.0
 UNHEALTHY_CHECKS = 3  # consecutive "unhealthy" scheduler checks, HEALTH_CHECK_SECONDS apart, end the run
 SENSOR_POKE_SECONDS = "30"  # as mlloop demo runs it (a shorter poke is unsafe on Airflow 3.3)
+IDLE_SECONDS = 60.0  # the booted deployment's CPU is sampled this long before its DAGs are unpaused (not timed)
 
 PLAIN = r"""
 import datetime as dt, json, time
@@ -345,19 +347,54 @@ def idle_gaps(ran: list[dict[str, Any]]) -> list[float]:
     later one was still to come: the time from an upstream task's end to its downstream's start
     (the scheduler noticing, queueing, the executor starting a process). Sensors count as running
     while they wait, so waiting for data is not a gap."""
-    by_run: dict[tuple[str, str], list[tuple[dt.datetime, dt.datetime]]] = {}
-    for ti in ran:
-        span = (dt.datetime.fromisoformat(ti["start_date"]), dt.datetime.fromisoformat(ti["end_date"]))
+    return [gap for gap, _ in _gaps(ran)]
+
+
+def _gaps(ran: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
+    """Each gap of :func:`idle_gaps` with the task instance that ended it."""
+    by_run: dict[tuple[str, str], list[tuple[dt.datetime, dt.datetime, int, dict[str, Any]]]] = {}
+    for n, ti in enumerate(ran):
+        span = (dt.datetime.fromisoformat(ti["start_date"]), dt.datetime.fromisoformat(ti["end_date"]), n, ti)
         by_run.setdefault((str(ti.get("dag_id")), str(ti.get("dag_run_id"))), []).append(span)
     gaps = []
     for spans in by_run.values():
-        spans.sort()
+        spans.sort(key=lambda span: span[:3])
         reach = spans[0][1]
-        for start, end in spans[1:]:
+        for start, end, _, ti in spans[1:]:
             if start > reach:
-                gaps.append((start - reach).total_seconds())
+                gaps.append(((start - reach).total_seconds(), {**ti, "_upstream_end": reach.isoformat()}))
             reach = max(reach, end)
     return gaps
+
+
+def gap_phases(ran: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the gaps go, from the downstream task instance's own timestamps: upstream end ->
+    ``scheduled_when`` (the scheduler noticing the end and scheduling it), -> ``queued_when`` (handing
+    it to the executor), -> ``start_date`` (a worker picking it up and forking the task process).
+    Sums over the gaps whose task instance has both timestamps; and the gaps' median, p90 and max."""
+    gaps = _gaps(ran)
+    phases = {"to_scheduled": 0.0, "to_queued": 0.0, "to_start": 0.0}
+    counted = 0
+    for _, ti in gaps:
+        scheduled, queued = ti.get("scheduled_when"), ti.get("queued_when")
+        if not scheduled or not queued:
+            continue
+        counted += 1
+        phases["to_scheduled"] += _seconds_between(ti["_upstream_end"], scheduled) or 0.0
+        phases["to_queued"] += _seconds_between(scheduled, queued) or 0.0
+        phases["to_start"] += _seconds_between(queued, ti["start_date"]) or 0.0
+    values = sorted(gap for gap, _ in gaps)
+
+    def pct(q: float) -> float | None:
+        return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else None
+
+    return {
+        "n_with_timestamps": counted,
+        **{f"sum_{k}_seconds": round(v, 1) for k, v in phases.items()},
+        "p50_seconds": pct(0.5),
+        "p90_seconds": pct(0.9),
+        "max_seconds": values[-1] if values else None,
+    }
 
 
 def task_instance_stats(api: Any, dag_ids: list[str]) -> dict[str, Any]:
@@ -410,6 +447,7 @@ def task_instance_stats(api: Any, dag_ids: list[str]) -> dict[str, Any]:
             "n": len(gaps),
             "sum_seconds": round(sum(gaps), 1),
             "mean_seconds": round(sum(gaps) / len(gaps), 2) if gaps else None,
+            **gap_phases(ran),
         },
         "non_sensor_seconds_by_task": {
             task: {"n": len(values), "sum": round(sum(values), 2), "mean": round(sum(values) / len(values), 2)}
@@ -443,6 +481,20 @@ def run_airflow(today: dt.date, phase1_days: int, phase2_days: int) -> dict[str,
         settle_seconds = 0.0
         health_checked = 0.0
         unhealthy_checks = 0
+        idle: dict[str, Any] | None = None
+
+        def start_airflow(self) -> None:
+            """The demo's start, with the idle deployment's CPU measured once its DAGs are parsed and
+            before they are unpaused (no run can start)."""
+            if not self.airflow.running_pid():
+                self.airflow.start()
+            self.client = self.airflow.client()
+            self.api.wait_for_dags([self.dag_id(stage) for stage in STAGES])
+            pid = self.airflow.running_pid()
+            if pid is not None:
+                pids = {name: int(c["pid"]) for name, c in self.airflow.components().items() if c.get("pid")}
+                self.idle = measure_idle(pid, pids, IDLE_SECONDS)
+            super().start_airflow()
 
         def wait_quiet(self, stages: tuple[str, ...], what: str, timeout: float, settle: float = 20.0) -> None:
             super().wait_quiet(stages, what, timeout, settle)
@@ -477,7 +529,7 @@ def run_airflow(today: dt.date, phase1_days: int, phase2_days: int) -> dict[str,
             setup = time.perf_counter() - t0
             t0 = time.perf_counter()
             loop.start_airflow()
-            boot = time.perf_counter() - t0
+            boot = time.perf_counter() - t0 - (loop.idle or {}).get("seconds", 0.0)
             t0 = time.perf_counter()
             with spied("B8-loop-airflow", airflow.running_pid()):
                 loop.run_phases()
@@ -493,10 +545,18 @@ def run_airflow(today: dt.date, phase1_days: int, phase2_days: int) -> dict[str,
             "setup_seconds": setup,
             "boot_seconds": boot,
             "settle_seconds": loop.settle_seconds,
+            "idle_cpu": loop.idle,
             "step_times": {name: round(at - step_times[next(iter(step_times))], 1) for name, at in step_times.items()},
             "task_instances": stats,
             "outcome": _outcome(home, phase1, phase2),
         }
+
+
+def idle_cpu(idle: dict[str, Any] | None) -> str:
+    if not idle:
+        return "? (not measured)"
+    parts = ", ".join(f"{name} {pct}" for name, pct in sorted(idle["by_component"].items()))
+    return f"{idle['cpu_percent']}% of a core over {idle['seconds']:.0f} s ({parts})"
 
 
 def run(size: str, loop_days: list[int] | None = None) -> list[Result]:
@@ -573,7 +633,11 @@ def run(size: str, loop_days: list[int] | None = None) -> list[Result]:
                 f"{stats['sum_duration_sensor_seconds']:.0f} s) vs Airflow wall {ours['seconds']:.0f} s; "
                 f"mean queued->start {stats['mean_queued_to_start_seconds']} s; inside DAG runs, "
                 f"{gaps['n']} gaps between one task's end and the next one's start add up to "
-                f"{gaps['sum_seconds']:.0f} s (mean {gaps['mean_seconds']} s)"
+                f"{gaps['sum_seconds']:.0f} s (mean {gaps['mean_seconds']} s, p50 {gaps['p50_seconds']} s, p90 "
+                f"{gaps['p90_seconds']} s; of the sum, end->scheduled {gaps['sum_to_scheduled_seconds']} s, "
+                f"->queued {gaps['sum_to_queued_seconds']} s, ->start {gaps['sum_to_start_seconds']} s); "
+                f"the idle deployment (booted, DAGs "
+                f"parsed, nothing running) used {idle_cpu(ours['idle_cpu'])}"
             ),
             extra={"task_instances": stats},
         ),
