@@ -70,6 +70,9 @@ class LoopResult:
 
 
 class Loop:
+    poll = 3.0
+    """Seconds between two polls of a wait (the replay polls faster: its waits are many and short)."""
+
     def __init__(self, airflow: LocalAirflow, use_case: str, today: dt.date, poke_seconds: int = 30):
         self.airflow = airflow
         self.use_case = use_case
@@ -170,20 +173,34 @@ class Loop:
     def backfill(self, stage: str, days: list[dt.date], timeout: float) -> list[dict[str, Any]]:
         """Backfill ``days`` of a per-interval DAG and wait for those runs (skipping days that
         already have a run, e.g. the scheduler's own run for yesterday)."""
-        existing = {r["logical_date"][:10] for r in self.runs(stage) if r.get("logical_date")}
+        self.start_backfill(stage, days)
+        return self.wait_backfill(stage, days, timeout)
+
+    def day_runs(self, stage: str, days: list[dt.date]) -> list[dict[str, Any]]:
+        """The runs of these days only (the API filters by logical date: a poll of a long replay
+        does not page through every run of the DAG)."""
+        wanted = {d.isoformat() for d in days}
+        runs = self.api.runs(self.dag_id(stage), first_day=min(days), last_day=max(days))
+        return [r for r in runs if (r.get("logical_date") or "")[:10] in wanted]
+
+    def start_backfill(self, stage: str, days: list[dt.date]) -> None:
+        """Create the backfill of the ``days`` that have no run yet; do not wait."""
+        existing = {r["logical_date"][:10] for r in self.day_runs(stage, days) if r.get("logical_date")}
         todo = [d for d in days if d.isoformat() not in existing]
         if todo:
             with _BACKFILL_CREATION:
                 self.api.backfill(self.dag_id(stage), todo[0], todo[-1], max_active_runs=3)
-        wanted = {d.isoformat() for d in days}
+
+    def wait_backfill(self, stage: str, days: list[dt.date], timeout: float) -> list[dict[str, Any]]:
+        """Wait for the runs of ``days``; a failed one raises with its failed tasks' log tails."""
 
         def done() -> bool:
-            runs = [r for r in self.runs(stage) if (r.get("logical_date") or "")[:10] in wanted]
+            runs = self.day_runs(stage, days)
             # A failed day stops the wait at once: later days may wait on it (ingestion decides
             # training in day order), and its cause is what the user needs now.
             if any(r["state"] == "failed" for r in runs):
                 return True
-            return len(runs) >= len(wanted) and all(r["state"] in ("success", "failed") for r in runs)
+            return len(runs) >= len(days) and all(r["state"] in ("success", "failed") for r in runs)
 
         last = [0.0]
 
@@ -192,8 +209,8 @@ class Loop:
                 self.say(f"  ... {self.progress((stage, 'training', 'promotion'))}")
                 last[0] = time.monotonic()
 
-        self.api.wait_until(f"{stage} for {days[0]}..{days[-1]}", done, timeout, poll=3, on_poll=report)
-        runs = [r for r in self.runs(stage) if (r.get("logical_date") or "")[:10] in wanted]
+        self.api.wait_until(f"{stage} for {days[0]}..{days[-1]}", done, timeout, poll=self.poll, on_poll=report)
+        runs = self.day_runs(stage, days)
         failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
         if failed:
             raise AirflowError(

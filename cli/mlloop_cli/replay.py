@@ -35,12 +35,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from mlloop import layout
 from mlloop_cli.airflow_local import LocalAirflow, mlloop_home
 from mlloop_cli.demo import Loop, describe_verdict, mlflow_online_lines, report_failure, report_success
+from mlloop_cli.replay_timing import PER_DAY, STAGE_PHASE, breakdown, describe
 from mlloop_cli.rest import AirflowError
 
 TERMINAL = ("success", "failed")
@@ -84,6 +87,8 @@ def chunks(days: list[dt.date], check_days: set[dt.date], size: int) -> list[lis
 class Replay(Loop):
     """The loop over ``days`` of landed history (a :class:`demo.Loop` driven in data-time chunks)."""
 
+    poll = 1.0
+
     def __init__(self, airflow: LocalAirflow, use_case: str, first: dt.date, last: dt.date, land: bool = False):
         super().__init__(airflow, use_case, last + dt.timedelta(days=1))
         self.first, self.last = first, last
@@ -91,6 +96,18 @@ class Replay(Loop):
         self.trainings: list[dict[str, Any]] = []
         self.scored_days: list[dt.date] = []
         self.drift_checks: dict[str, dict[str, Any]] = {}
+        self.waits: list[dict[str, Any]] = []  # per chunk: seconds the driver waited on each phase
+        self.timings: dict[str, Any] = {}
+
+    @contextmanager
+    def waiting(self, phase: str) -> Iterator[None]:
+        """Count the wall-clock seconds of the block toward ``phase`` of the current chunk."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            chunk = self.waits[-1]
+            chunk[phase] = round(chunk.get(phase, 0.0) + time.monotonic() - started, 1)
 
     # ------------------------------------------------------------------ data
     def spec(self) -> Any:
@@ -186,7 +203,7 @@ class Replay(Loop):
                 self.say(f"  ... {self.progress(('training', 'promotion'))}")
                 last[0] = time.monotonic()
 
-        self.api.wait_until(what, done, timeout=1800, poll=3, on_poll=report)
+        self.api.wait_until(what, done, timeout=1800, poll=self.poll, on_poll=report)
 
     def counts(self) -> dict[str, int]:
         return {stage: len(self.runs(stage)) for stage in ("training", "promotion")}
@@ -200,14 +217,16 @@ class Replay(Loop):
         except AirflowError:
             return "no decision (the check was skipped: no champion or no predictions)"
         value = json.loads(value) if isinstance(value, str) else value
-        return str((value or {}).get("reason", value))
+        if not isinstance(value, dict):
+            return str(value)
+        # A triggered retrain carries no reason of its own (the verdict is the reason).
+        return str(value.get("reason") or ("retrain triggered" if value.get("trigger") else "no retrain"))
 
     # ------------------------------------------------------------------ the replay
     def run_replay(self) -> Replay:
-        from mlloop.champion import champion_history
-        from mlloop.registry import mlflow_client
         from mlloop.training_requests import requests
 
+        started = dt.datetime.now(dt.UTC)
         spec = self.spec()
         days = self.landed_days()
         check_days = set(schedule_days(spec.schedule.drift, days[0], days[-1]))
@@ -218,8 +237,16 @@ class Replay(Loop):
         )
         for number, chunk in enumerate(parts, 1):
             self.say(f"Chunk {number}/{len(parts)}: {chunk[0]} .. {chunk[-1]}")
+            self.waits.append({"chunk": f"{chunk[0]}..{chunk[-1]}", "days": len(chunk)})
             before = self.counts()
-            self.backfill("feature_ingestion", chunk, timeout=1800)
+            # Scoring of the days whose model is already known runs beside ingestion (its sensor
+            # waits for each day's features); the other days wait for the chunk's training.
+            early = self.servable(chunk, self.fixed_until(spec))
+            with self.waiting("ingestion"):
+                self.start_backfill("feature_ingestion", chunk)
+                if early:
+                    self.start_backfill("batch_scoring", early)
+                self.wait_backfill("feature_ingestion", chunk, timeout=1800)
             due = [
                 r.cutoff_day
                 for r in requests(self.storage(), spec)
@@ -227,21 +254,70 @@ class Replay(Loop):
             ]
             if due:
                 self.say(f"  training due at {', '.join(map(str, due))}: waiting for it and its promotion")
-                self.wait_for_models(due, before, f"the training for {due} and its promotion")
-            history = champion_history(mlflow_client(), spec.registered_model_name) if self.champion() else []
-            serving = min((d for d, _ in history), default=None)
-            to_score = [d for d in chunk if serving is not None and d >= serving]
-            if to_score:
-                self.backfill("batch_scoring", to_score, timeout=1800)
-                self.scored_days += to_score
+                with self.waiting("training+promotion"):
+                    self.wait_for_models(due, before, f"the training for {due} and its promotion")
+            late = [d for d in self.servable(chunk, chunk[-1]) if d not in early]
+            with self.waiting("scoring"):
+                if early:
+                    self.wait_backfill("batch_scoring", early, timeout=1800)
+                if late:
+                    self.backfill("batch_scoring", late, timeout=1800)
+            self.scored_days += sorted(early + late)
             if chunk[-1] in check_days and chunk[-1] in self.scored_days:
                 self.check_drift(chunk[-1])
         self.step("Done")
+        self.timings = self.measure(days, started)
         return self
+
+    def measure(self, days: list[dt.date], since: dt.datetime) -> dict[str, Any]:
+        """The time breakdown (``replay_timing``): the driver's waits and the times of the replay's runs
+        and their tasks: the replayed days' runs of the per-day DAGs (not the scheduler's own run of
+        yesterday), the trainings and promotions started since ``since`` (a reused home keeps older ones)."""
+        wanted = {d.isoformat() for d in days}
+        runs = {
+            stage: [
+                r
+                for r in self.runs(stage)
+                if (
+                    (r.get("logical_date") or "")[:10] in wanted
+                    if stage in PER_DAY
+                    else dt.datetime.fromisoformat(r.get("run_after") or "1970-01-01T00:00:00+00:00") >= since
+                )
+            ]
+            for stage in STAGE_PHASE
+        }
+        tasks = {
+            stage: {r["dag_run_id"]: self.api.task_instances(self.dag_id(stage), r["dag_run_id"]) for r in stage_runs}
+            for stage, stage_runs in runs.items()
+        }
+        return breakdown(runs, tasks, self.waits, self.result.elapsed(), len(days))
+
+    def servable(self, days: list[dt.date], until: dt.date | None) -> list[dt.date]:
+        """The ``days`` up to ``until`` that a champion serves (none before the first promotion)."""
+        from mlloop.champion import champion_history
+        from mlloop.registry import mlflow_client
+
+        if until is None or not self.champion():
+            return []
+        history = champion_history(mlflow_client(), self.spec().registered_model_name)
+        serving = min((d for d, _ in history), default=None)
+        return [d for d in days if serving is not None and serving <= d <= until]
+
+    def fixed_until(self, spec: Any) -> dt.date | None:
+        """The last day whose model (the champion at that day's end) no training still to come can
+        change: a version trained with cutoff C serves from C+1, and the next training is due
+        ``model.retrain_after_days`` after the newest one in the ledger at the earliest. Every earlier
+        training's promotion is decided before a chunk starts, so these days score the same now as
+        after the chunk's training."""
+        from mlloop.training_requests import requests
+
+        ledger = requests(self.storage(), spec)
+        return ledger[-1].cutoff_day + dt.timedelta(days=spec.model.retrain_after_days) if ledger else None
 
     def check_drift(self, day: dt.date) -> None:
         before = self.counts()
-        self.backfill("drift_monitoring", [day], timeout=1800)
+        with self.waiting("drift"):
+            self.backfill("drift_monitoring", [day], timeout=1800)
         report = self.drift_report(day)
         decision = self.drift_decision(day)
         triggered = len(self.runs("training")) > before["training"]
@@ -253,7 +329,8 @@ class Replay(Loop):
         }
         self.say(f"  drift check {day}: {describe_verdict(report)}; {decision}")
         if triggered:
-            self.wait_for_models([day], before, f"the retraining triggered by the drift check of {day}")
+            with self.waiting("drift retrain"):
+                self.wait_for_models([day], before, f"the retraining triggered by the drift check of {day}")
 
     # ------------------------------------------------------------------ results
     def result_dict(self) -> dict[str, Any]:
@@ -271,6 +348,7 @@ class Replay(Loop):
             "drift_checks": self.drift_checks,
             "rows_scored": sum(storage.row_count(p) for p in predictions),
             "days_scored": len(predictions),
+            "timings": self.timings,
         }
 
 
@@ -304,6 +382,8 @@ def replay_summary(replay: Replay) -> str:
         f"Rows scored: {result['rows_scored']:,} in {result['days_scored']} day partition(s) under "
         f"{layout.PREDICTIONS.folder(storage, replay.use_case)}"
     )
+    if replay.timings:
+        lines += describe(replay.timings)
     lines += mlflow_online_lines(replay)
     lines.append("=" * 78)
     return "\n".join(lines)

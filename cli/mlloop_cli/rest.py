@@ -287,12 +287,24 @@ class AirflowClient:
             identity=("id",),
         )
 
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        """Every run of the DAG, in ``run_after`` order (oldest first)."""
+    def runs(
+        self, dag_id: str, first_day: dt.date | None = None, last_day: dt.date | None = None
+    ) -> list[dict[str, Any]]:
+        """Every run of the DAG, in ``run_after`` order (oldest first); with ``first_day``/``last_day``
+        only the runs whose logical date is in those days (the server filters: no paging through a
+        year of runs to find a week's)."""
+        since = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC) if first_day else None
+        until = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC) if last_day else None
         return self.list_all(
             f"GET /dags/{dag_id}/dagRuns",
             lambda limit, offset: self.dag_runs_api.get_dag_runs(
-                dag_id, limit=limit, offset=offset, order_by=["run_after", "id"], **TIMEOUT
+                dag_id,
+                limit=limit,
+                offset=offset,
+                order_by=["run_after", "id"],
+                logical_date_gte=since,
+                logical_date_lt=until,
+                **TIMEOUT,
             ),
             "dag_runs",
             identity=("dag_run_id",),

@@ -76,7 +76,10 @@ def decide_training_due(storage: Storage, spec: UseCaseSpec, day: dt.date) -> Tr
     ``day`` holds ``model.min_training_rows`` labelled rows, then one whenever the newest earlier
     request is ``model.retrain_after_days`` data days old.
 
-    Pure in data time: it reads the ledger before ``day`` and the labels up to ``day`` only. It does
+    Pure in data time: it reads the ledger before ``day`` and the labels up to ``day`` only, except
+    for one question about later days: when a later day already asked for a training and ``day``
+    never did (a dead day fixed and cleared after the later days decided), it is not due
+    (:func:`late_day_decision`). It does
     not retrain early when a model was rejected (that needs the gate's verdict, which a decision
     made in data order cannot wait for); a drift check or a manual run does that.
     """
@@ -84,6 +87,11 @@ def decide_training_due(storage: Storage, spec: UseCaseSpec, day: dt.date) -> Tr
 
     first, last = training_window(spec, day)
     labels = count_labels(storage, spec, first, last)
+    ledger = requests(storage, spec)
+    later = [r for r in ledger if r.cutoff_day > day]
+    decided_before = any(r.cutoff_day == day and r.source == "features" for r in ledger)
+    if later and not decided_before:
+        return late_day_decision(spec, day, labels.with_features, later[0])
     previous = latest_request_before(storage, spec, day)
     return decide_training(
         spec,
@@ -93,4 +101,24 @@ def decide_training_due(storage: Storage, spec: UseCaseSpec, day: dt.date) -> Tr
         latest_described=f"the training requested at {previous.cutoff_day} ({previous.source})" if previous else None,
         latest_cutoff=previous.cutoff_day if previous else None,
         has_champion=True,
+    )
+
+
+def late_day_decision(spec: UseCaseSpec, day: dt.date, labelled_rows: int, later: TrainingRequest) -> TrainingDecision:
+    """The decision of a day ingested after a later day already asked for a training (a dead day fixed
+    and cleared weeks later): not due. Decisions are made in day order and the later ones stand (their
+    trainings ran); deciding this day now would add a training out of order, with a cutoff before
+    models already trained. Its labels count for the next training. A day that was due when it first
+    decided keeps deciding as before (its own entry is in the ledger), so a rerun changes nothing."""
+    return TrainingDecision(
+        train=False,
+        cutoff_day=day,
+        reason="a later day already decided",
+        explanation=(
+            f"{day} was ingested after a later day decided a training ({later.cutoff_day}, {later.source}): "
+            "decisions are made in day order and are not re-made out of order; this day's labels count for "
+            "the next training."
+        ),
+        labelled_rows=labelled_rows,
+        latest_cutoff=later.cutoff_day,
     )

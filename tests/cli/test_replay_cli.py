@@ -44,3 +44,37 @@ def test_chunks_end_at_each_drift_check_and_hold_at_most_one_due_day() -> None:
     assert [p[-1] for p in parts if p[-1] in sundays] == sorted(sundays)
     assert max(len(p) for p in parts) <= 5 and [d for p in parts for d in p] == days
     assert replay.schedule_days("@daily", days[0], days[2]) == days[:3]
+
+
+def _run(run_id: str, day: str, queued: str, start: str, end: str) -> dict:
+    return {
+        "dag_run_id": run_id,
+        "logical_date": f"{day}T00:00:00Z",
+        "queued_at": queued,
+        "start_date": start,
+        "end_date": end,
+    }
+
+
+def _ti(start: str, end: str) -> dict:
+    return {"start_date": start, "end_date": end}
+
+
+def test_the_time_breakdown_separates_task_time_from_the_schedulers_time() -> None:
+    """What a user replaying a year reads to know where a day goes: a run queued 5 s, then 2 tasks
+    of 10 s with 4 s between them (the scheduler's gap), a third in parallel with the second (its
+    time counts as task time, not as covered time twice)."""
+    from mlloop_cli.replay_timing import breakdown, describe
+
+    t = "2026-11-30T10:00:{:02d}+00:00".format
+    runs = {"feature_ingestion": [_run("r1", "2010-01-01", t(0), t(5), t(30))]}
+    tasks = {"feature_ingestion": {"r1": [_ti(t(6), t(16)), _ti(t(20), t(30)), _ti(t(22), t(28))]}}
+    waits = [{"chunk": "2010-01-01..2010-01-01", "days": 1, "ingestion": 40.0}]
+    timings = breakdown(runs, tasks, waits, total_seconds=100.0, days=1)
+    ingestion = timings["stages"]["feature_ingestion"]
+    assert ingestion == {"runs": 1, "run": 25.0, "queued": 5.0, "tasks": 26.0, "gaps": 5.0}
+    assert timings["driver_wait"]["ingestion"] == 40.0 and timings["setup_seconds"] == 60.0
+    assert timings["seconds_per_day"] == 100.0 and timings["loop_seconds_per_day"] == 40.0
+    assert timings["per_day"] == {"2010-01-01": {"feature_ingestion": 25.0}}
+    text = "\n".join(describe(timings))
+    assert "100.0 s per replayed day" in text and "2010-01-01..2010-01-01 (1 d): ingestion 40" in text

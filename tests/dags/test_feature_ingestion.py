@@ -190,3 +190,48 @@ def test_a_day_that_never_lands_does_not_hold_the_later_days_decisions(  # type:
     assert due > missing
     assert outcome[due][1]["request_training"] == "success"
     assert [r.cutoff_day for r in requests(storage, spec)] == [due]
+
+
+@pytest.mark.timeout(900, method="thread")
+def test_a_dead_day_cleared_after_later_days_decided_adds_no_training_out_of_order(  # type: ignore[no-untyped-def]
+    airflow_db, storage, spec, feast_registry, tmp_path, monkeypatch
+) -> None:
+    """Row 24's other edge: the day that would have been due never arrives (its sensor timed out), so
+    the next day decides the first training; weeks later the batch is delivered and the dead run is
+    cleared. A data engineer expects the day's features and labels to be ingested (they count for the
+    next training), the decisions already made to stand, and no training with a cutoff before one
+    already trained: the late day decides "not due", saying why."""
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlloop.settings import get_settings
+    from mlloop.training_requests import requests
+
+    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
+    raw["model"]["min_training_rows"] = 200
+    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    days = [dt.date(2026, 7, 1) + dt.timedelta(days=n) for n in range(5)]
+    dead = days[spec.labels.delay_days]  # the day a complete history is first due a training
+    land_days(storage, spec, days, rows_per_day=300, n_customers=500, bad_row_share=0.0)
+    batch = Path(landing_path(storage, spec, "observations", dead))
+    held_back = batch.with_name("held_back.parquet")
+    batch.rename(held_back)
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "feature_ingestion.py")).dags[DAG_ID]
+    monkeypatch.setattr(dag.get_task("wait_for_raw_batch"), "timeout", 2)
+
+    outcome = {day: run_day(dag, day) for day in days}
+    assert outcome[dead][0] == "failed", outcome[dead][1]
+    after = days[days.index(dead) + 1]
+    assert outcome[after][1]["request_training"] == "success"  # the first training, decided without the dead day
+    assert [r.cutoff_day for r in requests(storage, spec)] == [after]
+
+    held_back.rename(batch)  # delivered late; the dead day's run is cleared (a new run of the day)
+    monkeypatch.setattr(dag.get_task("wait_for_raw_batch"), "timeout", 60)
+    state, tasks = run_day(dag, dead)
+
+    assert state == "success", tasks
+    assert tasks["build_features"] == "success" and tasks["materialize_online"] == "success"
+    assert storage.exists(features_path(storage, spec, dead))  # its labels count for the next training
+    assert tasks["request_training"] == "skipped", tasks  # no decision re-made out of order
+    assert [r.cutoff_day for r in requests(storage, spec)] == [after]

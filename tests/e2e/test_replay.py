@@ -1,11 +1,12 @@
 """The loop over landed real history, by the documented commands, twice: the same decisions.
 
-A user's path with no generator: ``python -m mlloop.land_dataset hourly_temps`` lands weeks of the
-real data set shipped in ``vega_datasets``, ``mlloop replay`` runs the whole loop over them on
+A user's path with no generator: ``python -m mlloop.land_dataset hourly_temps`` lands a month of
+the real data set shipped in ``vega_datasets``, ``mlloop replay`` runs the whole loop over it on
 the embedded Airflow (its own home, port and process tree; stopped at the end). Then a second
 replay of the same landed history on a fresh home must decide exactly the same: the same trainings
 with the same cutoffs, the same gate decisions, the same drift verdicts and retrains, the same
-champion. Nothing is mocked.
+champion. Nothing is mocked. Each replay prints its time breakdown (per stage and per chunk; per
+day in the JSON), which ``docs/authoring.md`` quotes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]
 
 ROOT = Path(__file__).resolve().parents[2]
 USE_CASE = "hourly_temps"
+# A month, not the months issue 13 asks for: a replayed day costs about 13 s of CPU-bound task time
+# on a 2-core machine, so two replays of 59 days take about 30 min (docs/authoring.md, Part 3).
 FIRST, LAST = "2010-01-01", "2010-01-31"
 
 
@@ -54,6 +57,7 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict[str, An
 def test_the_replay_trains_promotes_scores_and_checks_drift_in_data_time(replays) -> None:  # type: ignore[no-untyped-def]
     result, summary, seconds = replays[0]
     print(f"first replay: {seconds:.0f} s")
+    print(summary[summary.index("Time: ") : summary.index("Drift reports:")])
     trainings = result["trainings"]
     assert len(trainings) >= 2, summary
     cutoffs = [t["cutoff"] for t in trainings]
@@ -73,11 +77,17 @@ def test_the_replay_trains_promotes_scores_and_checks_drift_in_data_time(replays
     drift_trainings = [t for t in trainings if t["why"].startswith("drift")]
     assert sorted(t["cutoff"] for t in drift_trainings) == sorted(retrained)
     assert result["rows_scored"] > 0 and result["days_scored"] > 7
+    # Where the time went, per replayed day (not counting the scheduler's own run of yesterday).
+    timings = result["timings"]
+    assert timings["days"] == 31 and sorted(timings["per_day"]) == [f"2010-01-{n:02d}" for n in range(1, 32)]
+    assert timings["stages"]["feature_ingestion"]["runs"] == 31
+    assert "s per replayed day" in summary and "per chunk (driver wait, s):" in summary
 
 
 def test_a_second_replay_of_the_same_history_decides_the_same(replays) -> None:  # type: ignore[no-untyped-def]
-    (first, _, _), (second, _, seconds) = replays
+    (first, _, _), (second, summary, seconds) = replays
     print(f"second replay: {seconds:.0f} s")
+    print(summary[summary.index("Time: ") : summary.index("Drift reports:")])
     assert second["trainings"] == first["trainings"]
     assert second["champion"] == first["champion"]
     assert second["drift_checks"] == first["drift_checks"]
