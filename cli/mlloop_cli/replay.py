@@ -216,11 +216,7 @@ class Replay(Loop):
             value = self.api.xcom(self.dag_id("drift_monitoring"), runs[-1]["dag_run_id"], "decide_retrain", "decision")
         except AirflowError:
             return "no decision (the check was skipped: no champion or no predictions)"
-        value = json.loads(value) if isinstance(value, str) else value
-        if not isinstance(value, dict):
-            return str(value)
-        # A triggered retrain carries no reason of its own (the verdict is the reason).
-        return str(value.get("reason") or ("retrain triggered" if value.get("trigger") else "no retrain"))
+        return decision_text(value)
 
     # ------------------------------------------------------------------ the replay
     def run_replay(self) -> Replay:
@@ -352,6 +348,19 @@ class Replay(Loop):
         }
 
 
+def decision_text(value: Any) -> str:
+    """What ``decide_retrain`` decided, from its ``decision`` XCom (``{"trigger", "reason"}``, as a
+    dict or its JSON text): the reason, which says whether it triggered a retrain and why (not)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value or "no decision recorded"
+    if not isinstance(value, dict):
+        return "no decision recorded" if value is None else str(value)
+    return str(value.get("reason") or ("retrain triggered" if value.get("trigger") else "no retrain"))
+
+
 def replay_summary(replay: Replay) -> str:
     """The demo's closing screen, extended: trainings (cutoff, why), promotions with their gate
     tables, drift verdicts with the retrains they triggered (data days), rows scored."""
@@ -360,9 +369,20 @@ def replay_summary(replay: Replay) -> str:
         "",
         "=" * 78,
         f"Replay of {replay.use_case}, {replay.first} .. {replay.last}, in {replay.result.elapsed() / 60:.1f} min.",
+        *summary_lines(result, replay.versions(), layout.PREDICTIONS.folder(replay.storage(), replay.use_case)),
     ]
-    lines.append(f"Trainings: {len(result['trainings'])}")
-    for version in replay.versions():
+    if replay.timings:
+        lines += describe(replay.timings)
+    lines += mlflow_online_lines(replay)
+    lines.append("=" * 78)
+    return "\n".join(lines)
+
+
+def summary_lines(result: dict[str, Any], versions: list[dict[str, Any]], predictions: str) -> list[str]:
+    """The summary's body (pure): ``result`` is :meth:`Replay.result_dict`, ``versions``
+    :meth:`Replay.versions` (with their gate tags), ``predictions`` the folder scored rows are in."""
+    lines = [f"Trainings: {len(result['trainings'])}"]
+    for version in versions:
         lines.append(
             f"  v{version['version']}: cutoff {version['cutoff']} ({version['why'] or 'reason not recorded'}) -> "
             f"{(version['decision'] or 'undecided').upper()}"
@@ -377,16 +397,10 @@ def replay_summary(replay: Replay) -> str:
     for day, check in result["drift_checks"].items():
         retrained = " -> RETRAINED (cutoff " + day + ")" if check["retrained"] else ""
         lines.append(f"  {day}: {check['verdict']}; {check['decision']}{retrained}")
-    storage = replay.storage()
     lines.append(
-        f"Rows scored: {result['rows_scored']:,} in {result['days_scored']} day partition(s) under "
-        f"{layout.PREDICTIONS.folder(storage, replay.use_case)}"
+        f"Rows scored: {result['rows_scored']:,} in {result['days_scored']} day partition(s) under {predictions}"
     )
-    if replay.timings:
-        lines += describe(replay.timings)
-    lines += mlflow_online_lines(replay)
-    lines.append("=" * 78)
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,10 +78,21 @@ class AirflowError(RuntimeError):
 
 def _json(model: Any) -> dict[str, Any]:
     """The JSON view of one of the client's response models: the API's field names and values, every
-    field present (``None`` where the API sent null), open models' extra fields at the top level."""
+    field present (``None`` where the API sent null), open models' extra fields at the top level.
+
+    A response the API declares as one of several schemas (``GET`` of an XCom entry: native or
+    string) comes wrapped in a model whose only field is ``actual_instance``: its view is the
+    instance's, else every field the caller reads would be missing (read as ``None``)."""
+    if getattr(model, "actual_instance", None) is not None:
+        model = model.actual_instance
     data: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude={"additional_properties"})
     data.update(to_jsonable_python(getattr(model, "additional_properties", None) or {}))
     return data
+
+
+def xcom_value(response: Any) -> Any:
+    """The value of a ``GET`` XCom entry response (as stored: a JSON value, or its JSON text)."""
+    return _json(response).get("value")
 
 
 class AirflowClient:
@@ -349,7 +360,7 @@ class AirflowClient:
             f"GET xcom {key} of {dag_id}/{run_id}/{task_id}",
             lambda: self.xcom_api.get_xcom_entry(dag_id, task_id, run_id, key, **TIMEOUT),
         )
-        return _json(response).get("value")
+        return xcom_value(response)
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
         """One try's log as text: each structured line's event, then its other fields as key=value.

@@ -4,11 +4,13 @@ chunks and drift days follow the data's calendar."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 
 import pytest
 
 from mlloop_cli import demo, replay
+from mlloop_cli.rest import xcom_value
 
 
 def test_the_demo_of_a_use_case_without_generator_says_why_and_what_to_run(mlloop_home, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -78,3 +80,30 @@ def test_the_time_breakdown_separates_task_time_from_the_schedulers_time() -> No
     assert timings["per_day"] == {"2010-01-01": {"feature_ingestion": 25.0}}
     text = "\n".join(describe(timings))
     assert "100.0 s per replayed day" in text and "2010-01-01..2010-01-01 (1 d): ingestion 40" in text
+
+
+def _xcom_entry(value: object) -> object:
+    """A ``GET`` XCom entry answer parsed by Airflow's client, as ``AirflowClient.xcom`` receives it."""
+    from airflow_client.client.models.response_get_xcom_entry import ResponseGetXcomEntry
+
+    at = "2011-02-06T00:00:00Z"
+    body = {"dag_id": "hourly_temps__drift_monitoring", "dag_display_name": "hourly_temps__drift_monitoring"}
+    body |= {"task_id": "decide_retrain", "task_display_name": "decide_retrain", "key": "decision", "map_index": -1}
+    body |= {"run_id": "backfill__2011-02-06", "run_after": at, "logical_date": at, "timestamp": at, "value": value}
+    return ResponseGetXcomEntry.from_json(json.dumps(body))
+
+
+@pytest.mark.parametrize("as_stored", [dict, json.dumps], ids=["json value", "json text"])
+def test_the_summary_shows_why_a_drift_check_retrained(as_stored) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: a drift check that triggered a retraining read "None" as its decision (the API's
+    XCom answer is wrapped in a one-of model, and its value was read from the wrapper)."""
+    reason = "drift detected and no retrain is pending or cooling down: triggering training"
+    decision = {"trigger": True, "reason": reason}
+    value = xcom_value(_xcom_entry(as_stored(decision)))
+    check = {"verdict": "DRIFT: 3/5 features drifted", "drift": True, "decision": replay.decision_text(value)}
+    result = {"trainings": [], "champion": "2", "rows_scored": 48, "days_scored": 2}
+    result["drift_checks"] = {"2011-02-06": {**check, "retrained": True}}
+    lines = replay.summary_lines(result, [], "predictions/")
+    line = next(line for line in lines if line.startswith("  2011-02-06"))
+    assert line == f"  2011-02-06: DRIFT: 3/5 features drifted; {reason} -> RETRAINED (cutoff 2011-02-06)"
+    assert replay.decision_text(None) == "no decision recorded"
