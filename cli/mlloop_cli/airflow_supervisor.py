@@ -12,7 +12,7 @@ queued forever. Here the log says ``[supervisor] scheduler exited with code 1 ..
 the new scheduler adopts the orphaned work, and the runs go on.
 
 ``<state-file>`` (JSON) lists each component's pid, start time and restart count, for
-``airflow_local.py status`` and for tests. SIGTERM or SIGINT stops every component.
+``mlloop status`` and for tests. SIGTERM or SIGINT stops every component.
 """
 
 from __future__ import annotations

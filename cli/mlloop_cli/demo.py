@@ -460,14 +460,14 @@ def main(argv: list[str] | None = None) -> int:
     choice.add_argument(
         "--all",
         action="store_true",
-        help="run every use case in include/use_cases that has a generator, at once (landed history: replay.py)",
+        help="run every use case in include/use_cases that has a generator, at once (landed history: mlloop replay)",
     )
     parser.add_argument("--stop", action="store_true", help="stop Airflow at the end instead of leaving the UI up")
     args = parser.parse_args(argv)
     if args.all:
         from mlloop.spec import load_specs
 
-        # The demo makes up its data: use cases whose history is landed by their team run with replay.py.
+        # The demo makes up its data: use cases whose history is landed by their team run with `mlloop replay`.
         use_cases = [spec.name for spec in load_specs() if spec.generator is not None]
     else:
         use_cases = args.use_cases or ["credit_risk"]

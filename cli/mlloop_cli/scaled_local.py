@@ -204,7 +204,7 @@ class ScaledLocalAirflow(LocalAirflow):
             "MLLOOP_STORAGE_CONN_ID": S3_CONN_ID,
             f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": json.dumps(connection),
             # Libraries outside Airflow (Feast's registry and DuckDB, MLflow's server, s3fs in
-            # scripts) read the standard AWS variables.
+            # the mlloop commands) read the standard AWS variables.
             "AWS_ACCESS_KEY_ID": S3_KEY,
             "AWS_SECRET_ACCESS_KEY": S3_SECRET,
             "AWS_DEFAULT_REGION": S3_REGION,

@@ -67,3 +67,12 @@ def test_the_core_ingests_decides_and_trains_it(storage, temps) -> None:  # type
     frame = features.merge(labels, on=["station_hour", "event_timestamp"])
     trained = fit_and_evaluate(temps, frame)
     assert trained.metrics["rmse"] < temps.promotion.min_primary_metric
+
+
+def test_the_spec_ends_on_the_last_day_the_data_set_lands(storage, temps) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: the real history ends (2010-12-31), so ``schedule.end_date`` says so and unpausing the
+    use case plans no run for a day that will never land."""
+    end = temps.schedule.end_date
+    assert end is not None, "hourly_temps.yaml has no schedule.end_date"
+    lines = land(storage, temps, end - dt.timedelta(days=1), end + dt.timedelta(days=2))
+    assert [line.split(":")[0] for line in lines] == [str(end - dt.timedelta(days=1)), str(end)]
