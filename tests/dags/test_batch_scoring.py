@@ -10,6 +10,7 @@ from loop_fixtures import SMALL, ingest_days, labelled_frame, register_champion,
 from mlloop.ingestion import features_path
 from mlloop.landing import date_range
 from mlloop.scoring import predictions_path
+from spec_variants import use_spec_variant
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +77,8 @@ def test_scores_the_day_with_the_pinned_champion(ingested, spec) -> None:  # typ
 
 def test_mapped_parts_are_published_together(ingested, spec, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """With scoring.partitions = 3 the DAG maps three scoring tasks and commits them as one partition."""
-    import yaml
 
-    from mlloop.settings import get_settings
-
-    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
-    raw["scoring"] = {"chunk_rows": 100, "partitions": 3}
-    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    use_spec_variant(monkeypatch, tmp_path, scoring={"chunk_rows": 100, "partitions": 3})
     champion = register_champion(spec, labelled_frame(ingested, spec, DAYS[:5]))
 
     dag_run = run_dag(DAG_ID, DAY)

@@ -18,8 +18,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 from airflow.sdk.exceptions import AirflowSkipException
+
+from spec_variants import use_spec_variant
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_INTERVAL = {
@@ -34,12 +35,7 @@ def load_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **schedule: Any) 
     """The bundled use case's DAGs, its spec's schedule moved to 2011 (plus ``schedule``)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
-    raw["schedule"].update(start_date=dt.date(2011, 1, 1), **schedule)
-    folder = tmp_path / "use_cases"
-    folder.mkdir()
-    (folder / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(folder))
+    use_spec_variant(monkeypatch, tmp_path / "use_cases", schedule={"start_date": dt.date(2011, 1, 1), **schedule})
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
     return bag.dags

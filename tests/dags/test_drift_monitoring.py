@@ -27,6 +27,7 @@ from mlloop.drift_report import check_quality, labelled_predictions, report_path
 from mlloop.landing import date_range
 from mlloop.registry import load_model, mlflow_client
 from mlloop.scoring import Lineage, score_day
+from spec_variants import use_spec_variant
 
 pytestmark = pytest.mark.integration
 
@@ -159,18 +160,12 @@ def test_a_burst_of_drift_starts_one_retrain_and_a_failed_retrain_leaves_the_cha
     """Drift found on three days running (a backfill, or a storm of alerts): one training run. That run
     fails (an upstream bug left every label 0: its training set is refused): no version is registered,
     the champion stays, and the cooldown still holds for the next drift."""
-    import yaml
 
     from mlloop.registry import CHAMPION, aliases
-    from mlloop.settings import get_settings
 
-    # Enough labels for this small data to train on (the point is how the retrain fails, not size).
-    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
-    raw["model"]["min_training_rows"] = 500
-    # A cooldown longer than the burst, in data time: the check of the burst's last day is still in it.
-    raw["drift"]["cooldown_hours"] = 24 * len(DAYS)
-    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    # Enough labels for this small data to train on (the point is how the retrain fails, not size),
+    # and a cooldown longer than the burst, in data time: the check of the burst's last day is still in it.
+    use_spec_variant(monkeypatch, tmp_path, model={"min_training_rows": 500}, drift={"cooldown_hours": 24 * len(DAYS)})
     champion = prepare(storage, spec, shock=True)
     client = mlflow_client()
     registered = {str(mv.version) for mv in client.search_model_versions("name = 'credit_risk'")}

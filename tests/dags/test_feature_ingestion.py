@@ -13,6 +13,7 @@ import pytest
 from mlloop.feature_store import online_features, open_store
 from mlloop.ingestion import features_path, landing_path, quarantine_paths
 from mlloop.landing import land_days
+from spec_variants import use_spec_variant
 
 pytestmark = pytest.mark.integration
 
@@ -112,18 +113,14 @@ def test_only_a_day_due_a_training_emits_the_features_asset(  # type: ignore[no-
     """Ingestion decides, day by day in data time, whether a training is due; only then does the
     features Asset (which starts training) get an event, carrying the cutoff. The other days are
     green with request_training skipped: the training DAG does not start a run to decide nothing."""
-    import yaml
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
-    from mlloop.settings import get_settings
     from mlloop.training_requests import requests
 
-    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
-    raw["model"]["min_training_rows"] = 200  # small data: labels of day 1 (landing on day 4) suffice
-    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    # small data: labels of day 1 (landing on day 4) suffice
+    use_spec_variant(monkeypatch, tmp_path, model={"min_training_rows": 200})
     days = [dt.date(2026, 5, 1) + dt.timedelta(days=n) for n in range(6)]
     land_days(storage, spec, days, rows_per_day=300, n_customers=500, bad_row_share=0.0)
     dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "feature_ingestion.py")).dags[DAG_ID]
@@ -160,16 +157,11 @@ def test_a_day_that_never_lands_does_not_hold_the_later_days_decisions(  # type:
     validation, or never delivered: the sensor timed out) is a day with no new labels: its run is
     failed (red, alerted), and the next days still decide. Before, `depends_on_past` held every later
     day's training decision until someone fixed the dead day."""
-    import yaml
     from airflow.dag_processing.dagbag import DagBag
 
-    from mlloop.settings import get_settings
     from mlloop.training_requests import requests
 
-    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
-    raw["model"]["min_training_rows"] = 200
-    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    use_spec_variant(monkeypatch, tmp_path, model={"min_training_rows": 200})
     days = [dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(6)]
     rejected, missing = days[1], days[2]
     land_days(storage, spec, days, rows_per_day=300, n_customers=500, bad_row_share=0.0)
@@ -201,16 +193,11 @@ def test_a_dead_day_cleared_after_later_days_decided_adds_no_training_out_of_ord
     cleared. A data engineer expects the day's features and labels to be ingested (they count for the
     next training), the decisions already made to stand, and no training with a cutoff before one
     already trained: the late day decides "not due", saying why."""
-    import yaml
     from airflow.dag_processing.dagbag import DagBag
 
-    from mlloop.settings import get_settings
     from mlloop.training_requests import requests
 
-    raw = yaml.safe_load((get_settings().use_cases_dir / "credit_risk.yaml").read_text())
-    raw["model"]["min_training_rows"] = 200
-    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    use_spec_variant(monkeypatch, tmp_path, model={"min_training_rows": 200})
     days = [dt.date(2026, 7, 1) + dt.timedelta(days=n) for n in range(5)]
     dead = days[spec.labels.delay_days]  # the day a complete history is first due a training
     land_days(storage, spec, days, rows_per_day=300, n_customers=500, bad_row_share=0.0)

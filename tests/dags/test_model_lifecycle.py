@@ -38,6 +38,7 @@ import pytest
 
 from mlloop import tags as tag_keys
 from mlloop.tags import GateRecord
+from spec_variants import use_spec_variant
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -52,17 +53,7 @@ def day(n: int) -> dt.date:
 @pytest.fixture
 def use_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The bundled credit_risk spec with the promotion floor lowered (see the module docstring)."""
-    import yaml
-
-    from mlloop.spec import get_spec
-
-    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
-    raw["promotion"]["min_primary_metric"] = 0.60
-    folder = tmp_path / "use_cases"
-    folder.mkdir()
-    (folder / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(folder))
-    return get_spec("credit_risk")
+    return use_spec_variant(monkeypatch, tmp_path / "use_cases", promotion={"min_primary_metric": 0.60})
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from spec_variants import use_spec_variant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,10 +16,7 @@ def load_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **promotion: Any)
     """The DAGs of the bundled use case, with ``promotion`` settings overridden in a copy of its spec."""
     from airflow.dag_processing.dagbag import DagBag
 
-    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
-    raw["promotion"].update(promotion)
-    (tmp_path / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(tmp_path))
+    use_spec_variant(monkeypatch, tmp_path, promotion=promotion)
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
     return bag.dags

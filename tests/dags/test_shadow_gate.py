@@ -22,6 +22,7 @@ import pytest
 
 from loop_fixtures import SMALL, ingest_days, labelled_frame, register_champion, task_states, train_small_model
 from mlloop.landing import date_range
+from spec_variants import use_spec_variant
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +33,9 @@ SHADOW_DAYS = DAYS[5:7]  # labels of observation day d land on d+3: both are lab
 
 @pytest.fixture
 def shadow_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    import yaml
-
-    from mlloop.spec import get_spec
-
-    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
-    raw["promotion"].update(min_primary_metric=0.55, shadow_days=2)
-    folder = tmp_path / "use_cases"
-    folder.mkdir()
-    (folder / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(folder))
-    return get_spec("credit_risk")
+    return use_spec_variant(
+        monkeypatch, tmp_path / "use_cases", promotion={"min_primary_metric": 0.55, "shadow_days": 2}
+    )
 
 
 @pytest.fixture
@@ -150,17 +143,8 @@ def test_a_challenger_passing_the_holdout_gate_becomes_pending_not_champion(stor
 @pytest.fixture
 def approval_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shadow_spec: Any, models: Any) -> Any:
     """The shadow spec with ``promotion.require_approval``: a person answers before the champion moves."""
-    import yaml
-
-    from mlloop.spec import get_spec
-
-    raw = yaml.safe_load((ROOT / "include" / "use_cases" / "credit_risk.yaml").read_text())
-    raw["promotion"].update(min_primary_metric=0.55, shadow_days=2, require_approval=True)
-    folder = tmp_path / "use_cases_with_approval"
-    folder.mkdir()
-    (folder / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLLOOP_USE_CASES_DIR", str(folder))
-    return get_spec("credit_risk")
+    promotion = {"min_primary_metric": 0.55, "shadow_days": 2, "require_approval": True}
+    return use_spec_variant(monkeypatch, tmp_path / "use_cases_with_approval", promotion=promotion)
 
 
 class _TaskInstance:

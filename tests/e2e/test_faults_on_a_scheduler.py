@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from mlloop_cli.airflow_local import LocalAirflow, free_port
 from mlloop_cli.rest import AirflowClient, AirflowError
 from seams.fault_injection import deployment_env
+from spec_variants import write_spec_variant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,9 +128,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     home, faults, use_cases = base / "mlloop", base / "faults", base / "use_cases"
     faults.mkdir()
     use_cases.mkdir()
-    raw = yaml.safe_load((ROOT / "include" / "use_cases" / f"{UC}.yaml").read_text())
-    raw["promotion"]["min_primary_metric"] = 0.55  # the "fair" model (no income at all) must pass the floor
-    (use_cases / f"{UC}.yaml").write_text(yaml.safe_dump(raw))
+    # the "fair" model (no income at all) must pass the floor
+    write_spec_variant(use_cases, UC, promotion={"min_primary_metric": 0.55})
     env = {
         "MLLOOP_USE_CASES_DIR": str(use_cases),
         **deployment_env(faults),  # installs the fault injection (tests/seams) in every Airflow process
