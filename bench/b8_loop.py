@@ -251,7 +251,7 @@ versions = []
 for v in sorted(client.search_model_versions(f"name='{model}'"), key=lambda v: int(v.version)):
     tags = client.get_run(v.run_id).data.tags
     versions.append({"version": v.version, "decision": v.tags.get(tag_keys.DECISION),
-                     "cutoff": tags.get(tag_keys.LINEAGE_PREFIX + "cutoff_day"),
+                     "cutoff": tags.get(tag_keys.LINEAGE_CUTOFF_DAY),
                      "reason": tags.get(tag_keys.TRIGGER_REASON, "")})
 drift = {}
 for day in PARAMS["drift_days"]:

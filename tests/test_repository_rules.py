@@ -3,10 +3,12 @@
 - The tooling is an installed command (``mlloop``, package ``mlloop_cli``), not scripts that tests and
   bench reach through ``sys.path`` insertion.
 - ``MLLOOP_*`` variables are read in ``mlloop.settings`` only (tests may set them).
+- MLflow tag keys are spelled in ``mlloop.tags`` only: everyone else, tests included, uses its constants.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -52,6 +54,28 @@ def test_mlloop_variables_are_read_only_in_settings() -> None:
         if MLLOOP_READ.search(line)
     ]
     assert readers == []
+
+
+def test_mlflow_tag_keys_are_spelled_only_in_the_tags_module() -> None:
+    """A key re-typed elsewhere survives a rename in ``mlloop.tags`` and then reads nothing (issue 16).
+    The dotted keys are checked (``gate.passed``, ``mlloop.cutoff_day``): a bare word such as
+    ``use_case`` is also a parameter's or a column's name."""
+    from mlloop import tags
+
+    home = ROOT / "include" / "mlloop" / "tags.py"
+    keys = {
+        value
+        for name, value in vars(tags).items()
+        if name.isupper() and isinstance(value, str) and "." in value.strip(".") and not value.endswith(".")
+    }
+    retyped = [
+        f"{p.relative_to(ROOT)}:{node.lineno} {node.value}"
+        for p in python_files()
+        if p != home
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Constant) and node.value in keys
+    ]
+    assert retyped == []
 
 
 def test_every_airflow_provider_imported_is_declared() -> None:

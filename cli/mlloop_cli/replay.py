@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from mlloop import layout
+from mlloop import tags as tag_keys
 from mlloop_cli.airflow_local import LocalAirflow, mlloop_home
 from mlloop_cli.demo import Loop, describe_verdict, mlflow_online_lines, report_failure, report_success
 from mlloop_cli.replay_timing import PER_DAY, STAGE_PHASE, breakdown, describe
@@ -157,15 +158,15 @@ class Replay(Loop):
             out.append(
                 {
                     "version": str(v.version),
-                    "cutoff": tags.get("training_cutoff"),
-                    "why": run_tags.get("mlloop.trigger_reason", ""),
-                    "decision": tags.get("promotion.decision"),
-                    "reasons": tags.get("promotion.reasons", ""),
-                    "serves_from": tags.get("champion.serves_from"),
+                    "cutoff": tags.get(tag_keys.TRAINING_CUTOFF),
+                    "why": run_tags.get(tag_keys.TRIGGER_REASON, ""),
+                    "decision": tags.get(tag_keys.DECISION),
+                    "reasons": tags.get(tag_keys.REASONS, ""),
+                    "serves_from": tags.get(tag_keys.SERVES_FROM),
                     "gate": {
                         k: val
                         for k, val in sorted(tags.items())
-                        if k.startswith("gate.") and not k.endswith(("_at", "dag_id", "dag_run_id"))
+                        if k.startswith(tag_keys.GATE_PREFIX) and not k.endswith(("_at", "dag_id", "dag_run_id"))
                     },
                 }
             )

@@ -268,10 +268,13 @@ def rollback(
     target = rollback_target(client, spec, version)
     move = _move(client, model, target, current_champion(client, model), "rollback")
     if move.moved:
-        set_version_tags(client, model, target, {"rollback.restored_at": _now(), **(tags or {})})
+        set_version_tags(client, model, target, {tag_keys.ROLLBACK_RESTORED_AT: _now(), **(tags or {})})
         if move.previous_champion:
             set_version_tags(
-                client, model, move.previous_champion, {"rollback.replaced_at": _now(), "rollback.replaced_by": target}
+                client,
+                model,
+                move.previous_champion,
+                {tag_keys.ROLLBACK_REPLACED_AT: _now(), tag_keys.ROLLBACK_REPLACED_BY: target},
             )
         if serves_from is not None:
             record_serving(client, model, target, serves_from)

@@ -280,7 +280,7 @@ def quality_metric(metric: str, labels: np.ndarray, scores: np.ndarray) -> float
 
 def holdout_metric(client: MlflowClient, champion: ModelRef, metric: str) -> float | None:
     """The champion's ``holdout_<metric>`` from its training run, or None if it was not logged."""
-    run_id = champion.run_id or champion.tags.get("training_run_id", "")
+    run_id = champion.run_id or champion.tags.get(tag_keys.TRAINING_RUN_ID, "")
     if not run_id:
         return None
     value = client.get_run(run_id).data.metrics.get(f"holdout_{metric}")
@@ -370,7 +370,7 @@ def log_monitoring_run(
     experiment_id = ensure_experiment(client, spec)
     tags = {
         tag_keys.RUN_KIND: MONITORING,
-        "use_case": spec.name,
+        tag_keys.USE_CASE: spec.name,
         "model_name": champion.name,
         "model_version": str(champion.version),
         "monitoring_day": day.isoformat(),
@@ -386,7 +386,7 @@ def log_monitoring_run(
     run = client.create_run(
         experiment_id,
         run_name=f"drift {day.isoformat()} {champion.name} v{champion.version}",
-        tags={**tags, "airflow_run_id": airflow_run_id, "training_run_id": champion.run_id},
+        tags={**tags, "airflow_run_id": airflow_run_id, tag_keys.TRAINING_RUN_ID: champion.run_id},
     )
     now = int(time.time() * 1000)
     verdict = summary["verdict"]

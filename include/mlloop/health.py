@@ -112,12 +112,17 @@ def history(client: MlflowClient, spec: UseCaseSpec) -> tuple[list[Event], list[
                 else tags.get(tag_keys.GATE_WINDOW, "")
             )
             events.append(Event(tags.get(tag_keys.DECIDED_AT, ""), version, tags[tag_keys.DECISION], detail))
-        if tags.get("rollback.restored_at"):
+        if tags.get(tag_keys.ROLLBACK_RESTORED_AT):
             events.append(
-                Event(tags["rollback.restored_at"], version, "rolled back to", tags.get("rollback.reason", ""))
+                Event(
+                    tags[tag_keys.ROLLBACK_RESTORED_AT],
+                    version,
+                    "rolled back to",
+                    tags.get(tag_keys.ROLLBACK_REASON, ""),
+                )
             )
-        if tags.get("rollback.replaced_at"):
-            events.append(Event(tags["rollback.replaced_at"], version, "rolled back from", ""))
+        if tags.get(tag_keys.ROLLBACK_REPLACED_AT):
+            events.append(Event(tags[tag_keys.ROLLBACK_REPLACED_AT], version, "rolled back from", ""))
         if tags.get(tag_keys.SHADOW_STATE):
             at = tags.get(tag_keys.SHADOW_CHECKED_AT, "") or tags.get(tag_keys.DECIDED_AT, "")
             labelled, required = (

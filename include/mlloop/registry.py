@@ -110,7 +110,9 @@ def ensure_experiment(client: MlflowClient, spec: UseCaseSpec, settings: Setting
     location = f"{settings.mlflow_artifact_root}/{spec.name}" if settings.mlflow_artifact_root else None
     try:
         return str(
-            client.create_experiment(spec.experiment_name, artifact_location=location, tags={"use_case": spec.name})
+            client.create_experiment(
+                spec.experiment_name, artifact_location=location, tags={tag_keys.USE_CASE: spec.name}
+            )
         )
     except Exception:
         # Another task created it between our lookup and create; use theirs.

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlloop import layout
+from mlloop import tags as tag_keys
 from mlloop.compute import compute_threads
 from mlloop.ingestion import features_path
 from mlloop.registry import ModelRef, predict_scores
@@ -160,7 +161,7 @@ def part_path(storage: Storage, spec: UseCaseSpec, day: dt.date, partition: int,
 
 def feature_service_for(ref: ModelRef, spec: UseCaseSpec) -> str:
     """The Feast service the version was trained on (its tag), else the spec's current one."""
-    return ref.tags.get("feature_service") or spec.model.feature_service
+    return ref.tags.get(tag_keys.FEATURE_SERVICE) or spec.model.feature_service
 
 
 # ------------------------------------------------------------------------------------ entities

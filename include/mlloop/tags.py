@@ -4,8 +4,8 @@ Tags are the registry's contract with everyone who reads it: the operators, the 
 replay report, tests, and people in MLflow's UI. A key typed twice drifts (one side renamed, the
 other silently reads nothing), so every key is a constant here and the modules that write tags
 (:mod:`mlloop.training`, :mod:`mlloop.champion`, :mod:`mlloop.promotion`, :mod:`mlloop.registry`,
-:mod:`mlloop.drift_report`) import them. Readers use :class:`GateRecord` / :class:`VersionRecord`
-rather than parsing values themselves.
+:mod:`mlloop.drift_report`) import them, and so do the readers (scoring, health, the replay summary,
+tests); the gate's tags are read through :class:`GateRecord` rather than by parsing their values.
 """
 
 from __future__ import annotations
@@ -26,8 +26,17 @@ MODEL_FILES = "mlloop.model_files"
 
 # ------------------------------------------------------------------ training run: lineage
 LINEAGE_PREFIX = "mlloop."
+LINEAGE_USE_CASE = "mlloop.use_case"
+LINEAGE_DAG_ID = "mlloop.dag_id"  # with DAG_RUN_ID: the Airflow run that trained
+LINEAGE_DATA_INTERVAL_START = "mlloop.data_interval_start"
+LINEAGE_DATA_INTERVAL_END = "mlloop.data_interval_end"
+LINEAGE_CUTOFF_DAY = "mlloop.cutoff_day"
+LINEAGE_GIT_COMMIT = "mlloop.git_commit"
+LINEAGE_FEATURE_SERVICE = "mlloop.feature_service"
+LINEAGE_TRAINING_SET_SHA256 = "mlloop.training_set.sha256"
 TRIGGER_REASON = "mlloop.trigger_reason"
 DRIFT_PREFIX = "drift."  # the drift numbers that triggered a training, inside the lineage prefix
+DRIFT_REPORT = "drift_report"  # the report of that drift check, inside the lineage prefix
 
 # ------------------------------------------------------------------ model version: promotion
 DECISION = "promotion.decision"
@@ -37,6 +46,9 @@ PREVIOUS_CHAMPION = "promotion.previous_champion"
 SERVES_FROM = "champion.serves_from"
 HISTORY = "champion.history"  # a registered-model tag: the dated list of champions
 ROLLBACK_REASON = "rollback.reason"
+ROLLBACK_RESTORED_AT = "rollback.restored_at"  # on the version a rollback made champion again
+ROLLBACK_REPLACED_AT = "rollback.replaced_at"  # on the version it replaced, with ROLLBACK_REPLACED_BY
+ROLLBACK_REPLACED_BY = "rollback.replaced_by"
 
 # ------------------------------------------------------------------ model version: the gate
 GATE_PREFIX = "gate."

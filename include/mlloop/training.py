@@ -361,13 +361,13 @@ class Lineage:
     def tags(self) -> dict[str, str]:
         return {
             **{f"{tag_keys.LINEAGE_PREFIX}{k}": v for k, v in self.extra.items()},
-            f"{tag_keys.LINEAGE_PREFIX}dag_id": self.dag_id,
+            tag_keys.LINEAGE_DAG_ID: self.dag_id,
             tag_keys.DAG_RUN_ID: self.dag_run_id,
-            f"{tag_keys.LINEAGE_PREFIX}data_interval_start": self.data_interval_start or "",
-            f"{tag_keys.LINEAGE_PREFIX}data_interval_end": self.data_interval_end or "",
-            f"{tag_keys.LINEAGE_PREFIX}cutoff_day": self.cutoff_day.isoformat(),
+            tag_keys.LINEAGE_DATA_INTERVAL_START: self.data_interval_start or "",
+            tag_keys.LINEAGE_DATA_INTERVAL_END: self.data_interval_end or "",
+            tag_keys.LINEAGE_CUTOFF_DAY: self.cutoff_day.isoformat(),
             tag_keys.TRIGGER_REASON: self.trigger_reason,
-            f"{tag_keys.LINEAGE_PREFIX}git_commit": self.git_commit,
+            tag_keys.LINEAGE_GIT_COMMIT: self.git_commit,
             # MLflow's own keys, so its UI shows the commit and the source.
             "mlflow.source.git.commit": self.git_commit,
             "mlflow.source.name": self.dag_id or "mlloop",
@@ -470,7 +470,9 @@ def log_and_register(
     experiment_id = ensure_experiment(client, spec, settings)
     prints = fingerprint(frame, spec)
     run_name = f"{spec.name}-{lineage.cutoff_day.isoformat()}"
-    run = client.create_run(experiment_id, run_name=run_name, tags={**lineage.tags(), "mlloop.use_case": spec.name})
+    run = client.create_run(
+        experiment_id, run_name=run_name, tags={**lineage.tags(), tag_keys.LINEAGE_USE_CASE: spec.name}
+    )
     run_id = run.info.run_id
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     params = {
@@ -492,7 +494,10 @@ def log_and_register(
         "training_set.start": prints["start"],
         "training_set.end": prints["end"],
     }
-    tags = {"mlloop.training_set.sha256": prints["sha256"], "mlloop.feature_service": spec.model.feature_service}
+    tags = {
+        tag_keys.LINEAGE_TRAINING_SET_SHA256: prints["sha256"],
+        tag_keys.LINEAGE_FEATURE_SERVICE: spec.model.feature_service,
+    }
     with mlflow.start_run(run_id=run_id):
         client.log_batch(
             run_id,

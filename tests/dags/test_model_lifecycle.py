@@ -165,10 +165,10 @@ def test_train_promote_reject_promote_rollback(
     assert aliases() == {"challenger": "1"}
     v1 = client.get_model_version(name, "1")
     run = client.get_run(v1.run_id)
-    assert run.data.tags["mlloop.dag_id"] == training
-    assert run.data.tags["mlloop.cutoff_day"] == day(11).isoformat()
-    assert run.data.tags["mlloop.trigger_reason"] == "no model version yet"
-    assert run.data.tags["mlloop.git_commit"]
+    assert run.data.tags[tag_keys.LINEAGE_DAG_ID] == training
+    assert run.data.tags[tag_keys.LINEAGE_CUTOFF_DAY] == day(11).isoformat()
+    assert run.data.tags[tag_keys.TRIGGER_REASON] == "no model version yet"
+    assert run.data.tags[tag_keys.LINEAGE_GIT_COMMIT]
     assert {"holdout_roc_auc", "holdout_log_loss"} <= set(run.data.metrics)
     assert {"training_set.sha256", "training_set.rows", "train_end"} <= set(run.data.params)
     artifacts = {a.path for a in client.list_artifacts(v1.run_id)}

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from loop_fixtures import SMALL, ingest_days, labelled_frame, register_champion, task_states, train_small_model
+from mlloop import tags as tag_keys
 from mlloop.landing import date_range
 from spec_variants import use_spec_variant
 
@@ -61,7 +62,7 @@ def register(spec: Any, storage: Any, model: Any, cutoff: dt.date, alias: str | 
 
     ref = register_champion(spec, labelled_frame(storage, spec, DAYS[:5]), model=model, alias=alias)
     name = spec.registered_model_name
-    mlflow_client().set_model_version_tag(name, ref.version, "training_cutoff", cutoff.isoformat())
+    mlflow_client().set_model_version_tag(name, ref.version, tag_keys.TRAINING_CUTOFF, cutoff.isoformat())
     return ref.version
 
 
@@ -85,14 +86,14 @@ def test_a_pending_challenger_is_decided_on_its_shadow_days(
     v2 = register(shadow_spec, storage, models[challenger], DAYS[4], alias="challenger")
     # The holdout gate passed (its record, as evaluate_challenger writes it; that path is tested in
     # test_model_lifecycle): with shadow_days the challenger becomes pending instead of champion.
-    client.set_model_version_tag(name, v2, "gate.passed", "true")
+    client.set_model_version_tag(name, v2, tag_keys.GATE_PASSED, "true")
     mark_pending(client, shadow_spec, v2)
 
     promotion = dag("credit_risk__promotion")
     waiting = promotion.test()
     assert task_states(waiting)["evaluate_challenger"] == "success"
     assert "promote_challenger" not in task_states(waiting) or task_states(waiting)["promote_challenger"] == "skipped"
-    assert get_version(client, name, v2).tags["shadow.days_labelled"] == "0"
+    assert get_version(client, name, v2).tags[tag_keys.SHADOW_DAYS_LABELLED] == "0"
 
     for day in SHADOW_DAYS:
         run = score(day)
@@ -112,10 +113,10 @@ def test_a_pending_challenger_is_decided_on_its_shadow_days(
     assert states["mark_pending"] == "skipped"
     tags = get_version(client, name, v2).tags
     assert current_champion(client, name) == (v2 if promoted else v1)
-    assert tags["shadow.state"] == ("promoted" if promoted else "rejected")
-    assert tags["shadow.days"] == ",".join(d.isoformat() for d in SHADOW_DAYS)
-    assert tags["shadow.result"].startswith("passed" if promoted else "failed")
-    assert tags["promotion.decision"] == ("promoted" if promoted else "rejected")
+    assert tags[tag_keys.SHADOW_STATE] == ("promoted" if promoted else "rejected")
+    assert tags[tag_keys.SHADOW_DAYS] == ",".join(d.isoformat() for d in SHADOW_DAYS)
+    assert tags[tag_keys.SHADOW_RESULT].startswith("passed" if promoted else "failed")
+    assert tags[tag_keys.DECISION] == ("promoted" if promoted else "rejected")
     assert PENDING not in aliases(client, name)
 
 
@@ -134,7 +135,7 @@ def test_a_challenger_passing_the_holdout_gate_becomes_pending_not_champion(stor
     assert states["mark_pending"] == "success" and states["promote_challenger"] == "skipped", states
     assert current_champion(client, name) == v1
     assert aliases(client, name)["pending"] == v2
-    assert get_version(client, name, v2).tags["shadow.state"] == "pending"
+    assert get_version(client, name, v2).tags[tag_keys.SHADOW_STATE] == "pending"
     with pytest.raises(RollbackRefused, match="pending its shadow days"):
         rollback(client, shadow_spec, v2)
     assert current_champion(client, name) == v1
@@ -173,7 +174,7 @@ def test_a_human_rejection_at_approval_is_final_for_that_version(storage, approv
     client, name = mlflow_client(), spec.registered_model_name
     v1 = register(spec, storage, models["bad"], DAYS[3], alias="champion")
     v2 = register(spec, storage, models["good"], DAYS[4], alias="challenger")
-    client.set_model_version_tag(name, v2, "gate.passed", "true")
+    client.set_model_version_tag(name, v2, tag_keys.GATE_PASSED, "true")
     mark_pending(client, spec, v2)
     for day in SHADOW_DAYS:
         score(day)
@@ -211,8 +212,8 @@ def test_a_human_rejection_at_approval_is_final_for_that_version(storage, approv
     assert "pending" not in aliases(client, name)
     assert shadow_candidate(client, spec, get_version(client, name, v1), DAYS[8])[0] is None  # no longer shadowed
     tags = get_version(client, name, v2).tags
-    assert tags["promotion.decision"] == "rejected" and "rejected at approval by alice" in tags["promotion.reasons"]
-    assert tags["shadow.state"] == "rejected"
-    assert (tags["approval.answer"], tags["approval.by"]) == ("rejected", "alice")
+    assert tags[tag_keys.DECISION] == "rejected" and "rejected at approval by alice" in tags[tag_keys.REASONS]
+    assert tags[tag_keys.SHADOW_STATE] == "rejected"
+    assert (tags[tag_keys.APPROVAL_ANSWER], tags[tag_keys.APPROVAL_BY]) == ("rejected", "alice")
     events = model_health(storage, client, spec).events
     assert any(e.version == v2 and e.kind == "rejected" and "alice" in e.detail for e in events), events

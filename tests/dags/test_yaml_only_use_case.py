@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from mlloop import tags as tag_keys
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
@@ -127,5 +129,5 @@ def test_a_use_case_from_one_yaml_file_is_ingested_and_trained_by_its_dags(
     uri = get_settings().mlflow_tracking_uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     (version,) = client.search_model_versions("name = 'meter_baseline'")
-    assert version.tags["feature_service"] == "meter_baseline_v1"
+    assert version.tags[tag_keys.FEATURE_SERVICE] == "meter_baseline_v1"
     assert client.get_registered_model("meter_baseline").aliases == {"challenger": version.version}

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlloop import tags as tag_keys
 from mlloop_cli.airflow_local import LocalAirflow, free_port
 from mlloop_cli.rest import AirflowClient, AirflowError
 from seams.fault_injection import deployment_env
@@ -329,10 +330,10 @@ def test_overlapping_promotions_leave_one_champion_the_better_one(deployment: De
     assert aliases["champion"] == good and aliases["previous-champion"] == fair
     tags = {v: client.get_model_version(UC, v).tags for v in (weak, fair, good)}
     # One chain of moves: weak -> fair -> good; no move was lost or made against a stale champion.
-    assert tags[fair]["promotion.previous_champion"] == weak
-    assert tags[good]["promotion.previous_champion"] == fair
-    assert [v for v, t in tags.items() if t.get("promotion.previous_champion") == weak] == [fair]
-    assert json.loads(tags[good]["mlloop.model_files"])  # the artifacts verified before every load
+    assert tags[fair][tag_keys.PREVIOUS_CHAMPION] == weak
+    assert tags[good][tag_keys.PREVIOUS_CHAMPION] == fair
+    assert [v for v, t in tags.items() if t.get(tag_keys.PREVIOUS_CHAMPION) == weak] == [fair]
+    assert json.loads(tags[good][tag_keys.MODEL_FILES])  # the artifacts verified before every load
 
 
 # ------------------------------------------------------------------------------ a dead scheduler

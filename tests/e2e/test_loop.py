@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from e2e.conftest import USE_CASES
+from mlloop import tags as tag_keys
 from mlloop.spec import UseCaseSpec, get_spec
 from mlloop_cli.demo import Loop
 
@@ -98,7 +99,7 @@ def test_registry_aliases_follow_the_gate(loop: Loop, spec: UseCaseSpec, mlflow:
     assert "champion" in aliases
     versions = mlflow.search_model_versions(f"name='{model}'")
     assert len(versions) >= 2, "the first training and the drift-triggered retraining each register a version"
-    decided = {str(v.version): v.tags.get("promotion.decision") or v.tags.get("shadow.state") for v in versions}
+    decided = {str(v.version): v.tags.get(tag_keys.DECISION) or v.tags.get(tag_keys.SHADOW_STATE) for v in versions}
     # With promotion.shadow_days a challenger that passed the gate may still wait for its shadow days.
     assert set(decided.values()) <= {"promoted", "rejected", "pending", "superseded"}
     if "pending" in aliases:
@@ -107,9 +108,9 @@ def test_registry_aliases_follow_the_gate(loop: Loop, spec: UseCaseSpec, mlflow:
     newest = max(versions, key=lambda v: int(v.version))
     run = mlflow.get_run(newest.run_id)
     # The drift retrain, or the scheduled training of the shocked day that made it unnecessary.
-    assert run.data.tags["mlloop.trigger_reason"].startswith(("drift", "due:"))
-    assert run.data.tags["mlloop.cutoff_day"] == loop.result.phase2[-1].isoformat()
-    assert run.data.tags["mlloop.dag_id"] == spec.dag_id("training")
+    assert run.data.tags[tag_keys.TRIGGER_REASON].startswith(("drift", "due:"))
+    assert run.data.tags[tag_keys.LINEAGE_CUTOFF_DAY] == loop.result.phase2[-1].isoformat()
+    assert run.data.tags[tag_keys.LINEAGE_DAG_ID] == spec.dag_id("training")
     if decided[str(newest.version)] == "promoted":
         assert aliases["champion"] == str(newest.version)
         assert aliases["previous-champion"] != aliases["champion"]

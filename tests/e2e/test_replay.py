@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from mlloop import tags as tag_keys
 from mlloop_cli.airflow_local import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]
@@ -70,7 +71,7 @@ def test_the_replay_trains_promotes_scores_and_checks_drift_in_data_time(replays
     # The summary shows each training's cutoff and why, the gate's table, drift and rows.
     for training in trainings:
         assert f"v{training['version']}: cutoff {training['cutoff']}" in summary
-    assert "gate." in summary
+    assert tag_keys.GATE_PREFIX in summary
     assert result["drift_checks"], summary
     assert "Drift checks:" in summary and "Rows scored:" in summary
     retrained = [day for day, check in result["drift_checks"].items() if check["retrained"]]

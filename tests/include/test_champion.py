@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mlloop import tags as tag_keys
 from mlloop.champion import (
     ChampionChanged,
     RollbackRefused,
@@ -60,11 +61,11 @@ def test_first_promotion_and_the_next_keep_the_previous_champion(registry: Any, 
     move = promote(registry, spec, "1", expected_champion=None)
     assert (move.champion, move.previous_champion, move.moved) == ("1", None, True)
     assert aliases(registry, spec) == {"champion": "1"}
-    promote(registry, spec, "2", expected_champion="1", tags={"promotion.dag_run_id": "r"})
+    promote(registry, spec, "2", expected_champion="1", tags=tag_keys.run_tags(tag_keys.PROMOTION, "d", "r"))
     assert aliases(registry, spec) == {"champion": "2", "previous-champion": "1"}
     tags = registry.get_model_version(spec.registered_model_name, "2").tags
-    assert tags["promotion.decision"] == "promoted" and tags["promotion.previous_champion"] == "1"
-    assert tags["promotion.dag_run_id"] == "r"
+    assert tags[tag_keys.DECISION] == "promoted" and tags[tag_keys.PREVIOUS_CHAMPION] == "1"
+    assert tag_keys.run_tags(tag_keys.PROMOTION, "d", "r").items() <= tags.items()
 
 
 def test_promotion_refuses_when_the_champion_moved_since_the_evaluation(registry: Any, spec: UseCaseSpec) -> None:
@@ -73,7 +74,7 @@ def test_promotion_refuses_when_the_champion_moved_since_the_evaluation(registry
     with pytest.raises(ChampionChanged, match="points at v2, but this promotion was decided against v1"):
         promote(registry, spec, "3", expected_champion="1")
     assert aliases(registry, spec) == {"champion": "2", "previous-champion": "1"}
-    assert "promotion.decision" not in registry.get_model_version(spec.registered_model_name, "3").tags
+    assert tag_keys.DECISION not in registry.get_model_version(spec.registered_model_name, "3").tags
 
 
 def test_rejection_is_recorded_and_moves_nothing(registry: Any, spec: UseCaseSpec) -> None:
@@ -81,17 +82,17 @@ def test_rejection_is_recorded_and_moves_nothing(registry: Any, spec: UseCaseSpe
     reject(registry, spec, "2", ["roc_auc 0.61 below the floor", "worse on salaried"])
     assert aliases(registry, spec) == {"champion": "1"}
     tags = registry.get_model_version(spec.registered_model_name, "2").tags
-    assert tags["promotion.decision"] == "rejected"
-    assert tags["promotion.reasons"] == "roc_auc 0.61 below the floor; worse on salaried"
+    assert tags[tag_keys.DECISION] == "rejected"
+    assert tags[tag_keys.REASONS] == "roc_auc 0.61 below the floor; worse on salaried"
 
 
 def test_rollback_to_the_previous_champion_and_back(registry: Any, spec: UseCaseSpec) -> None:
     promote(registry, spec, "1", expected_champion=None)
     promote(registry, spec, "2", expected_champion="1")
-    move = rollback(registry, spec, None, tags={"rollback.reason": "bad scores"})
+    move = rollback(registry, spec, None, tags={tag_keys.ROLLBACK_REASON: "bad scores"})
     assert (move.champion, move.previous_champion) == ("1", "2")
     assert aliases(registry, spec) == {"champion": "1", "previous-champion": "2"}
-    assert registry.get_model_version(spec.registered_model_name, "1").tags["rollback.reason"] == "bad scores"
+    assert registry.get_model_version(spec.registered_model_name, "1").tags[tag_keys.ROLLBACK_REASON] == "bad scores"
     rollback(registry, spec, None)  # undoes the rollback
     assert aliases(registry, spec) == {"champion": "2", "previous-champion": "1"}
 
@@ -123,10 +124,18 @@ def test_rollback_refuses(registry: Any, spec: UseCaseSpec, setup: str, version:
 
 def test_a_re_evaluation_replaces_the_gate_tags_of_the_last_one(registry: Any, spec: UseCaseSpec) -> None:
     name = spec.registered_model_name
-    record_gate(registry, name, "2", {"gate.passed": "false", "gate.reasons": "worse", "gate.floor": "fail"})
-    record_gate(registry, name, "2", {"gate.passed": "true", "gate.floor": "pass"})
+    record_gate(
+        registry,
+        name,
+        "2",
+        {tag_keys.GATE_PASSED: "false", tag_keys.GATE_REASONS: "worse", tag_keys.GATE_FLOOR: "fail"},
+    )
+    record_gate(registry, name, "2", {tag_keys.GATE_PASSED: "true", tag_keys.GATE_FLOOR: "pass"})
     tags = registry.get_model_version(name, "2").tags
-    assert {k: v for k, v in tags.items() if k.startswith("gate.")} == {"gate.passed": "true", "gate.floor": "pass"}
+    assert {k: v for k, v in tags.items() if k.startswith(tag_keys.GATE_PREFIX)} == {
+        tag_keys.GATE_PASSED: "true",
+        tag_keys.GATE_FLOOR: "pass",
+    }
 
 
 def test_champion_at_a_day_follows_the_moves_in_data_time(registry: Any, spec: UseCaseSpec) -> None:
@@ -148,7 +157,7 @@ def test_champion_at_a_day_follows_the_moves_in_data_time(registry: Any, spec: U
     promote(registry, spec, "3", expected_champion="1", serves_from=day + dt.timedelta(days=10))
     history = champion_history(registry, spec.registered_model_name)
     assert champion_at(history, day + dt.timedelta(days=10)) == "3"
-    assert registry.get_model_version(spec.registered_model_name, "3").tags["champion.serves_from"] == "2011-03-11"
+    assert registry.get_model_version(spec.registered_model_name, "3").tags[tag_keys.SERVES_FROM] == "2011-03-11"
     # The scoring policy: the champion of the day; before the first, the first (said so); no history: current.
     assert model_for_day(history, day + dt.timedelta(days=8), "3") == ("2", "champion at the end of 2011-03-09")
     version, because = model_for_day(history, day - dt.timedelta(days=2), "3")

@@ -19,6 +19,7 @@ from loop_fixtures import (
     train_small_model,
     write_clean_features,
 )
+from mlloop import tags as tag_keys
 from mlloop.drift import decide
 from mlloop.drift_report import (
     MONITORING,
@@ -194,7 +195,7 @@ def test_report_files_and_monitoring_run(storage, spec) -> None:  # type: ignore
     assert summary["features"]["annual_income"]["drifted"] is True
 
     run = client.get_run(report.mlflow_run_id)
-    assert run.data.tags["run_kind"] == MONITORING
+    assert run.data.tags[tag_keys.RUN_KIND] == MONITORING
     assert run.data.tags["model_version"] == champion.version
     assert run.data.metrics["drift_detected"] == 1.0
     assert run.data.metrics["drift_score.annual_income"] > 0.1

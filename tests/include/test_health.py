@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 from test_shadow import SHADOW_DAYS, day, loop, score_with_shadow, shadow_spec  # noqa: F401 (fixtures)
 
 from loop_fixtures import labelled_frame, register_champion
+from mlloop import tags as tag_keys
 from mlloop.health import figures, model_health, render_html
 from mlloop.scoring import predictions_path
 
@@ -42,7 +43,7 @@ def test_the_health_record_equals_its_sources(storage, shadow_spec, loop) -> Non
     v3 = register_champion(spec, frame, model=loop["good"], alias=None).version
     promote(client, spec, v1, expected_champion=None, serves_from=day(1))
     reject(client, spec, v2, ["roc_auc 0.5 does not reach the floor"])
-    client.set_model_version_tag(spec.registered_model_name, v3, "training_cutoff", day(4).isoformat())
+    client.set_model_version_tag(spec.registered_model_name, v3, tag_keys.TRAINING_CUTOFF, day(4).isoformat())
     mark_pending(client, spec, v3)
     for d in SHADOW_DAYS:
         score_with_shadow(storage, spec, d, (v1, loop["good"]), (v3, loop["coin"]))

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from mlloop import tags as tag_keys
 from mlloop.promotion import ALERT, FAIL, NOT_GATED, PASS, GatePolicy, Scorecard, SegmentScore, decide
 
 AUC = GatePolicy(
@@ -163,15 +164,14 @@ def test_the_table_and_tags_carry_every_gate_with_its_numbers() -> None:
     assert "0.7650" in table and "0.7800" in table and "-0.0150" in table
     assert table.splitlines()[-1].startswith("decision: FAILED")
     tags = decision.tags()
-    assert tags["gate.passed"] == "false"
-    assert tags["gate.champion_version"] == "1"
-    assert tags["gate.vs_champion"].startswith("fail; challenger=0.7650; champion=0.7800; better_by=-0.0150")
-    assert {k for k in tags if k.startswith("gate.segment")} == {
-        "gate.segment_employment_type.salaried",
-        "gate.segment_employment_type.self_employed",
-        "gate.segment_employment_type.unemployed",
+    assert tags[tag_keys.GATE_PASSED] == "false"
+    assert tags[tag_keys.GATE_CHAMPION_VERSION] == "1"
+    assert tags[tag_keys.GATE_VS_CHAMPION].startswith("fail; challenger=0.7650; champion=0.7800; better_by=-0.0150")
+    assert {k for k in tags if k.startswith(tag_keys.GATE_SEGMENT_PREFIX)} == {
+        tag_keys.gate_check_key(f"segment_employment_type.{value}")
+        for value in ("salaried", "self_employed", "unemployed")
     }
-    assert "worse than champion v1" in tags["gate.reasons"]
+    assert "worse than champion v1" in tags[tag_keys.GATE_REASONS]
 
 
 def test_policy_from_the_bundled_spec() -> None:
@@ -199,7 +199,7 @@ def test_a_champion_below_the_floor_is_always_reported(mode: str) -> None:
     assert "champion v1 itself fails the floor: rmse 60.7000 on this window does not reach <= 50.0000" in alert
     assert f"when_champion_fails_floor={mode}" in alert
     assert f"ALERT: {alert}" in decision.table()
-    assert decision.tags()["gate.alerts"] == alert
+    assert decision.tags()[tag_keys.GATE_ALERTS] == alert
     assert decision.as_dict()["alerts"] == [alert]
     if mode == "promote_better":
         assert checks["floor"].status == NOT_GATED and "it must beat champion v1 instead" in checks["floor"].note
@@ -212,7 +212,7 @@ def test_a_champion_above_the_floor_raises_no_alert() -> None:
     decision = decide(CEILING_50, card("2", 45.0), card("1", 48.0))
     assert decision.passed and decision.alerts == []
     assert {c.name: c.status for c in decision.checks}["champion floor"] == PASS
-    assert "gate.alerts" not in decision.tags()
+    assert tag_keys.GATE_ALERTS not in decision.tags()
 
 
 def test_an_unknown_mode_is_refused() -> None:
@@ -244,4 +244,4 @@ def test_the_recorded_gate_reads_back_as_a_typed_record() -> None:
     assert "worse than champion v1" in record.reasons
     assert record.window == window.describe()
     assert record.describe().startswith("roc_auc challenger=0.7650, champion=0.7800, better_by=-0.0150; ")
-    assert GateRecord.from_tags({"promotion.decision": "promoted"}) is None  # never gated (registered by hand)
+    assert GateRecord.from_tags({tag_keys.DECISION: "promoted"}) is None  # never gated (registered by hand)

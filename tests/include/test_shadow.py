@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from loop_fixtures import feature_frame, labelled_frame, lookup_fetcher, train_small_model, write_clean_features
+from mlloop import tags as tag_keys
 from mlloop.registry import ModelRef
 from mlloop.scoring import MODEL_VERSION_COLUMN, Lineage, commit_predictions, predictions_path, score_partition
 from mlloop.shadow import commit_shadow, shadow_days, shadow_gate, shadow_path
@@ -63,7 +64,7 @@ def loop(storage, shadow_spec):  # type: ignore[no-untyped-def]
 
 
 def ref(version: str, cutoff: dt.date) -> ModelRef:
-    return ModelRef("credit_risk", version, "run", "src", tags={"training_cutoff": cutoff.isoformat()})
+    return ModelRef("credit_risk", version, "run", "src", tags={tag_keys.TRAINING_CUTOFF: cutoff.isoformat()})
 
 
 def score_with_shadow(storage: Any, spec: Any, d: dt.date, champion: tuple[str, Any], shadow: tuple[str, Any]) -> None:
@@ -97,8 +98,8 @@ def test_the_shadow_gate_decides_on_the_predictions_each_model_made(
     if not promoted:
         assert any("worse than champion" in r or "floor" in r for r in evidence.decision.reasons)
     tags = evidence.tags()
-    assert tags["shadow.days_labelled"] == "2"
-    assert tags["shadow.result"].startswith("passed" if promoted else "failed")
+    assert tags[tag_keys.SHADOW_DAYS_LABELLED] == "2"
+    assert tags[tag_keys.SHADOW_RESULT].startswith("passed" if promoted else "failed")
 
 
 def test_the_shadow_gate_waits_until_enough_shadow_days_are_labelled(storage, shadow_spec, loop) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlloop import tags as tag_keys
 from mlloop.features import build_features
 from mlloop.landing import generate
 from mlloop.spec import UseCaseSpec
@@ -177,11 +178,11 @@ def test_log_and_register_follows_the_registry_conventions(mlloop_home: Path, sp
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert client.get_registered_model(spec.registered_model_name).aliases == {"challenger": int(ref.version)}
     version = client.get_model_version(spec.registered_model_name, ref.version)
-    assert version.tags["training_cutoff"] == D1.isoformat()
-    assert version.tags["feature_service"] == spec.model.feature_service
+    assert version.tags[tag_keys.TRAINING_CUTOFF] == D1.isoformat()
+    assert version.tags[tag_keys.FEATURE_SERVICE] == spec.model.feature_service
     run = client.get_run(version.run_id)
-    assert run.data.tags["mlloop.git_commit"] == "c0ffee" == run.data.tags["mlflow.source.git.commit"]
-    assert run.data.tags["mlloop.trigger_reason"] == "unit test"
+    assert run.data.tags[tag_keys.LINEAGE_GIT_COMMIT] == "c0ffee" == run.data.tags["mlflow.source.git.commit"]
+    assert run.data.tags[tag_keys.TRIGGER_REASON] == "unit test"
     assert run.data.metrics["holdout_roc_auc"] == pytest.approx(trained.metrics["roc_auc"])
     assert run.data.params["training_set.rows"] == str(len(frame))
 

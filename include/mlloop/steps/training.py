@@ -226,7 +226,7 @@ def lineage(inputs: TrainInputs, run: RunInfo) -> Any:
     if isinstance(drift, dict):
         extra.update({f"{tag_keys.DRIFT_PREFIX}{k}": str(v) for k, v in drift.items()})
     if is_set(inputs.drift_report):
-        extra["drift_report"] = str(inputs.drift_report)
+        extra[tag_keys.DRIFT_REPORT] = str(inputs.drift_report)
     return Lineage(
         cutoff_day=parse_day(inputs.cutoff_day, "cutoff_day"),
         trigger_reason=str(inputs.trigger_reason) if is_set(inputs.trigger_reason) else "unspecified",

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from airflow.sdk import Asset
 
+from mlloop import tags as tag_keys
 from mlloop.services import Services
 from mlloop.steps import RunInfo, StepFailed, training
 from mlloop_airflow.operators.training import (
@@ -96,7 +97,7 @@ def test_drift_numbers_from_the_trigger_become_lineage_tags() -> None:
         op.training_set, op.cutoff_day, op.trigger_reason, drift=op.drift, drift_report=op.drift_report
     )
     tags = training.lineage(inputs, RunInfo(dag_id="credit_risk__training", run_id="manual__1")).tags()
-    assert tags["mlloop.drift.drifted_share"] == "0.4"
-    assert tags["mlloop.drift_report"] == "s3://bucket/reports/x.html"
-    assert tags["mlloop.trigger_reason"] == "drift: income"
-    assert tags["mlloop.dag_run_id"] == "manual__1"
+    assert tags[tag_keys.LINEAGE_PREFIX + tag_keys.DRIFT_PREFIX + "drifted_share"] == "0.4"
+    assert tags[tag_keys.LINEAGE_PREFIX + tag_keys.DRIFT_REPORT] == "s3://bucket/reports/x.html"
+    assert tags[tag_keys.TRIGGER_REASON] == "drift: income"
+    assert tags[tag_keys.DAG_RUN_ID] == "manual__1"
