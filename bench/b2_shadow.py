@@ -72,6 +72,8 @@ def run(size: str, rows: list[int]) -> list[Result]:
             run_python(SETUP.format(rows=n), env=env)
             o = run_python(MEASURE.format(rows=n), env=env)
         ratio = o["shadow"] / o["plain"]
+        # Each alternation's own ratio: a load burst on the shared machine hits one pair, not the median.
+        paired = sorted(s / p for p, s in zip(o["all"]["plain"], o["all"]["shadow"], strict=True))
         results.append(
             Result(
                 "B2",
@@ -84,7 +86,8 @@ def run(size: str, rows: list[int]) -> list[Result]:
                 "<= 1.3x",
                 ratio <= 1.3,
                 notes=(
-                    f"best of 3 alternated: with shadow {o['shadow']:.2f} s, without {o['plain']:.2f} s; "
+                    f"best of 3 alternated: with shadow {o['shadow']:.2f} s, without {o['plain']:.2f} s "
+                    f"(median of the 3 paired ratios {paired[len(paired) // 2]:.2f}x); "
                     f"shadow sample {o['shadow_rows']:,} of {n:,} rows (promotion.shadow_max_rows default "
                     f"{o['shadow_max_rows']:,})"
                 ),

@@ -373,6 +373,7 @@ def shadow_gate(storage: Storage, spec: UseCaseSpec, challenger: ModelRef, champ
     """
     from mlloop.champion import serving_day
     from mlloop.evaluation import training_cutoff
+    from mlloop.scoring import predictions_path
 
     since = serving_day(challenger.tags.get(tag_keys.TRAINING_CUTOFF))
     rows = labelled_shadow_rows(storage, spec, challenger.version, since)
@@ -393,8 +394,6 @@ def shadow_gate(storage: Storage, spec: UseCaseSpec, challenger: ModelRef, champ
         log.warning("%s undefined on the shadow rows: the shadow gate waits for more days", spec.model.primary_metric)
         return ShadowEvidence(challenger.version, tuple(labelled_days), required, len(rows))
     decision = decide(GatePolicy.from_spec(spec), mine, theirs)
-    from mlloop.scoring import predictions_path
-
     return ShadowEvidence(
         challenger.version,
         tuple(window),

@@ -189,6 +189,8 @@ def score_part(
         rate,
         result.path,
     )
+    if result.shadow_path:
+        log.info("Shadow-scored %d of those rows (its sample) into staging %s", result.shadow_rows, result.shadow_path)
     return result
 
 
