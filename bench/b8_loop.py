@@ -174,11 +174,11 @@ def score(day):
     for part in scoring_steps.plan(spec, day, None):
         result = scoring_steps.score_part(
             services, spec, day, scoring_steps.load_pinned(services, spec, pinned), run_id,
-            shadow=scoring_steps.load_shadow(services, shadow, run_id), **part,
+            shadow=scoring_steps.load_shadow(services, spec, day, shadow, run_id), **part,
         )
         parts.append(PartResult.from_dict(result.as_dict()))  # as XCom carries it to the commit
-    result, _ = scoring_steps.commit(services, spec, day, pinned, parts, run_id)
-    scoring_steps.commit_shadow(services, spec, day, shadow, parts, result.rows, run_id)
+    scoring_steps.commit(services, spec, day, pinned, parts, run_id)
+    scoring_steps.commit_shadow(services, spec, day, shadow, parts, run_id)
     counts["scored_days"] += 1
 
 

@@ -75,8 +75,10 @@ Rerunning a day is always safe: it replaces that day's partition.
 """
 
 SHADOW_DOC = """**Shadow scoring** (`promotion.shadow_days`): `resolve_shadow` pins the pending challenger (else
-the challenger) when it is not the champion and the day is one it has not learned from; every part is
-then also scored with it, from the same features, and `commit_predictions` publishes those rows to
+the challenger) when it is not the champion and the day is one it has not learned from, and draws the
+day's shadow sample (a day of more than `promotion.shadow_max_rows` rows: that many, chosen by a hash of
+entity key + event timestamp, the same in every run and part); every part then also scores its rows of
+the sample with it, from the same features, and `commit_predictions` publishes those rows to
 `shadow/<use_case>/date=<day>/` (never read as predictions). A shadow that fails its checks is a warning.
 
 """

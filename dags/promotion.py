@@ -82,7 +82,8 @@ SHADOW_DOC = """
 **Shadow gate** (`promotion.shadow_days: {days}`): a challenger that passes the gate above does not
 become champion: `mark_pending` sets alias `pending` (tag `shadow.state=pending`) and it never serves
 (with no champion yet there is nothing to compare with: the first model is promoted as before).
-Batch scoring shadow-scores it beside the champion into `shadow/{name}/`. Each scored day
+Batch scoring shadow-scores it beside the champion into `shadow/{name}/` (on a day of more than
+`promotion.shadow_max_rows` rows, a fixed sample of that many). Each scored day
 (Asset `{name}.predictions`) runs this DAG again: `evaluate_challenger` then compares the pending
 version with the served predictions **on the rows both scored whose labels have landed**, on the
 first {days} labelled shadow day(s), with the same floor, relative and segment rules, logs both

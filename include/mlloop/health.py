@@ -7,7 +7,8 @@ Nothing here is recorded twice: every number is read from its source when the vi
 * **per day** (the storage root): rows scored (the prediction partition's parquet footer), rows
   quarantined (``quarantine/<uc>/<dataset>/date=<day>/rows.parquet``), the realized primary metric
   of the served predictions and of the shadow challenger's once their labels landed (the same
-  metric functions as the gate), and the drift share and top drifted features of the day's
+  metric functions as the gate; the shadow's on its rows only, the day's shadow sample when the day
+  has more than ``promotion.shadow_max_rows`` rows), and the drift share and top drifted features of the day's
   drift report (``reports/<uc>/drift/date=<day>/report.json``).
 
 :func:`figures` turns it into Plotly figures (Plotly ships in the environment as Evidently's
@@ -58,7 +59,10 @@ class Day:
     labelled_rows: int = 0
     champion_quality: float | None = None
     shadow_version: str | None = None
+    shadow_scored: int = 0
+    """Rows the shadow challenger scored: the day's shadow sample (``promotion.shadow_max_rows``)."""
     shadow_rows: int = 0
+    """Of those, the labelled ones ``shadow_quality`` rests on."""
     shadow_quality: float | None = None
     drift_share: float | None = None
     top_drifted: list[str] = field(default_factory=list)
@@ -239,6 +243,7 @@ def _scored_days(
     for day, rows in _by_day(shadow).items():
         fields = out.setdefault(day, {})
         fields["shadow_version"] = ",".join(sorted({str(v) for v in rows[MODEL_VERSION_COLUMN]}))
+        fields["shadow_scored"] = len(rows)
         if (joined := shadow_labelled.get(day)) is not None:
             fields["shadow_rows"] = len(joined)
             fields["shadow_quality"] = _realized(spec, joined, SCORE_COLUMN)
@@ -316,7 +321,10 @@ def figures(health: Health) -> dict[str, Any]:
                 mode="lines+markers",
                 name="shadow challenger",
                 text=[
-                    f"v{d.shadow_version}, {d.shadow_rows} labelled rows" if d.shadow_version else ""
+                    f"v{d.shadow_version}, {d.shadow_rows} labelled rows of its sample "
+                    f"({d.shadow_scored} of {d.rows_scored} rows shadow-scored)"
+                    if d.shadow_version
+                    else ""
                     for d in health.days
                 ],
             )

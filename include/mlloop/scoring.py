@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     import pyarrow.parquet as pq
     from feast import FeatureStore
 
+    from mlloop.shadow_sample import ShadowSample
+
 log = logging.getLogger(__name__)
 
 SCORE_COLUMN = "score"
@@ -108,6 +110,8 @@ class PartResult:
     shadow_path: str | None = None
     """The shadow challenger's part file, when the part was also scored with it (:mod:`mlloop.shadow`)."""
     shadow_version: str | None = None
+    shadow_rows: int = 0
+    """Rows the shadow challenger scored: the part's share of the day's shadow sample."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +119,16 @@ class PartResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartResult:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+
+@dataclass(frozen=True)
+class ShadowScorer:
+    """The shadow challenger of a scoring run (:mod:`mlloop.shadow`): its loaded model, its lineage,
+    and the day's sample of rows it scores (:mod:`mlloop.shadow_sample`)."""
+
+    model: Any
+    lineage: Lineage
+    sample: ShadowSample
 
 
 @dataclass(frozen=True)
@@ -372,11 +386,11 @@ def score_partition(
     partitions: int = 1,
     chunk_rows: int | None = None,
     fetch_rows: int | None = None,
-    shadow: tuple[Any, Lineage] | None = None,
+    shadow: ShadowScorer | None = None,
 ) -> PartResult:
     """Score part ``partition`` of ``partitions`` of the day into its staging part file.
 
-    ``shadow`` (a loaded model and its lineage): also score every chunk with that model, from the same
+    ``shadow``: also score each chunk's rows of the day's shadow sample with that model, from the same
     features, into a second part file (:func:`mlloop.shadow.shadow_part_path`), written the same way.
 
     Window by window (``scoring.fetch_rows`` entity rows, one Feast query each): entity rows ->
@@ -395,7 +409,7 @@ def score_partition(
     target = part_path(storage, spec, day, partition, partitions)
     from mlloop.shadow import shadow_part_path
 
-    rows_in = rows_out = chunks = 0
+    rows_in = rows_out = chunks = shadow_rows = 0
     shadow_target = shadow_part_path(storage, spec, day, partition, partitions) if shadow else None
     with (
         storage.atomic_path(target) as tmp,
@@ -416,7 +430,9 @@ def score_partition(
                 table = score_table(model, spec, rows, lineage, schema)
                 writer.write_table(table)
                 if shadow is not None and shadow_writer is not None:
-                    shadow_writer.write_table(score_table(shadow[0], spec, rows, shadow[1], schema))
+                    sampled = shadow.sample.select(rows, spec)
+                    shadow_writer.write_table(score_table(shadow.model, spec, sampled, shadow.lineage, schema))
+                    shadow_rows += len(sampled)
                 rows_out += table.num_rows
                 chunks += 1
                 log.info("part %d/%d chunk %d: scored %d rows", partition, partitions, chunks, table.num_rows)
@@ -433,7 +449,8 @@ def score_partition(
         airflow_run_id=lineage.airflow_run_id,
         seconds=round(time.perf_counter() - started, 3),
         shadow_path=shadow_target,
-        shadow_version=shadow[1].model_version if shadow else None,
+        shadow_version=shadow.lineage.model_version if shadow else None,
+        shadow_rows=shadow_rows,
     )
 
 

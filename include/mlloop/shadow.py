@@ -7,8 +7,13 @@ as the champion, into the shadow area ``shadow/<use_case>/date=<day>/data.parque
 nothing reads as predictions (drift checks, consumers and the predictions Asset only know
 ``predictions/``), published all-or-nothing like predictions.
 
+A day of more than ``promotion.shadow_max_rows`` rows (default 50,000) is shadow-scored on a
+deterministic sample of that many rows (:mod:`mlloop.shadow_sample`): the same rows whatever the run,
+the number of parts or the model, so the shadow's cost stays near flat as days grow.
+
 Once labels of N shadow days have landed, the shadow gate compares the two models **on the
-predictions each actually made on those days**: the rows both scored that have a label, with the
+predictions each actually made on those days**: the rows both scored that have a label (the
+samples, on sampled days: the champion's served predictions of exactly those rows), with the
 same floor, relative and segment rules as the holdout gate (:func:`mlloop.promotion.decide`). Passed:
 the challenger is promoted; failed: rejected. The pending state, its days and the result are tags on
 the version (``shadow.*``), so MLflow shows why a version is or is not serving.
@@ -119,8 +124,13 @@ def commit_shadow(
     expected_rows: int | None = None,
 ) -> CommitResult:
     """Validate the shadow parts and publish them as the day's shadow partition, all or nothing
-    (the same checks and the same atomic move as predictions, into the shadow area)."""
+    (the same checks and the same atomic move as predictions, into the shadow area).
+
+    ``expected_rows`` is the day's shadow sample (:class:`mlloop.shadow_sample.ShadowSample`
+    ``rows``); None: drawn again from the day's rows (the same sample: it depends on nothing else).
+    """
     from mlloop.scoring import PartResult, PredictionValidationError, publish_parts
+    from mlloop.shadow_sample import day_sample
 
     shadow_parts = [
         PartResult.from_dict({**p.as_dict(), "path": p.shadow_path, "model_version": p.shadow_version})
@@ -138,7 +148,7 @@ def commit_shadow(
         shadow_parts,
         lineage=lineage,
         target=shadow_path(storage, spec, day),
-        expected_rows=expected_rows,
+        expected_rows=day_sample(storage, spec, day).rows if expected_rows is None else expected_rows,
     )
 
 
@@ -237,6 +247,10 @@ class ShadowEvidence:
     rows: int
     decision: GateDecision | None = None
     cards: dict[str, Scorecard] = field(default_factory=dict)
+    served_rows: int = 0
+    """Rows served (scored by the champion) on the deciding days."""
+    shadow_rows: int = 0
+    """Rows of those days' shadow samples (:mod:`mlloop.shadow_sample`): the rows both models scored."""
 
     @property
     def ready(self) -> bool:
@@ -244,10 +258,16 @@ class ShadowEvidence:
 
     def describe(self) -> str:
         days = ", ".join(d.isoformat() for d in self.days) or "none"
-        return (
+        text = (
             f"shadow days with labels: {len(self.days)} of {self.required_days} required ({days}); "
             f"{self.rows} labelled rows scored by both models"
         )
+        if self.shadow_rows < self.served_rows:
+            text += (
+                f" (the shadow samples: {self.shadow_rows} of the {self.served_rows} rows served on those days, "
+                "promotion.shadow_max_rows; the champion is judged on the same rows)"
+            )
+        return text
 
     def table(self, spec: UseCaseSpec) -> str:
         if self.decision is None:
@@ -294,7 +314,10 @@ def _keys(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
 
 def labelled_shadow_rows(storage: Storage, spec: UseCaseSpec, version: str, since: dt.date | None) -> pd.DataFrame:
     """Rows of the shadow days (from ``since``) both models scored and whose label has landed:
-    key, timestamp, label, ``champion_score``, ``champion_version``, ``challenger_score``, the segment column."""
+    key, timestamp, label, ``champion_score``, ``champion_version``, ``challenger_score``, the segment column.
+
+    The served predictions are joined to the shadow rows, so when a day's shadow is a sample
+    (``promotion.shadow_max_rows``) the champion is judged on exactly the sampled rows too."""
     import pandas as pd
 
     from mlloop.scoring import MODEL_VERSION_COLUMN, SCORE_COLUMN, predictions_path
@@ -350,6 +373,7 @@ def shadow_gate(storage: Storage, spec: UseCaseSpec, challenger: ModelRef, champ
     """
     from mlloop.champion import serving_day
     from mlloop.evaluation import training_cutoff
+    from mlloop.scoring import predictions_path
 
     since = serving_day(challenger.tags.get(tag_keys.TRAINING_CUTOFF))
     rows = labelled_shadow_rows(storage, spec, challenger.version, since)
@@ -377,7 +401,14 @@ def shadow_gate(storage: Storage, spec: UseCaseSpec, challenger: ModelRef, champ
         len(rows),
         decision,
         {mine.version: mine, theirs.version: theirs},
+        served_rows=_rows_of(storage, [predictions_path(storage, spec, d) for d in window]),
+        shadow_rows=_rows_of(storage, [shadow_path(storage, spec, d) for d in window]),
     )
+
+
+def _rows_of(storage: Storage, paths: list[str]) -> int:
+    """Rows of the partitions that exist (parquet footers: no data read)."""
+    return sum(storage.row_count(path) for path in paths if storage.exists(path))
 
 
 def holdout_summary(ref: ModelRef) -> str:
@@ -395,6 +426,8 @@ def as_result(evidence: ShadowEvidence) -> dict[str, Any]:
         "days": [day.isoformat() for day in evidence.days],
         "required_days": evidence.required_days,
         "rows": evidence.rows,
+        "served_rows": evidence.served_rows,
+        "shadow_rows": evidence.shadow_rows,
         "passed": d.passed if d else None,
         "reasons": d.reasons if d else [],
     }

@@ -161,6 +161,10 @@ class ModelSpec(_Strict):
         return [*self.numeric_features, *self.categorical_features]
 
 
+MIN_SHADOW_ROWS = 100
+"""The smallest shadow sample a day (``promotion.shadow_max_rows``) a spec may ask for."""
+
+
 class PromotionSpec(_Strict):
     """The gate a challenger must pass to become champion."""
 
@@ -187,6 +191,25 @@ class PromotionSpec(_Strict):
             "the champion, and is promoted only if it also wins on the predictions it made on N labelled days"
         ),
     )
+    shadow_max_rows: int | None = Field(
+        default=50_000,
+        description=(
+            "rows a day the shadow challenger scores: a deterministic sample of the day's rows (by a hash "
+            "of entity key + event timestamp), the same for every run, part count and model, so the shadow "
+            "gate judges both models on exactly those rows. 0 or null: every row. The sample keeps the "
+            "shadow's cost near flat as days grow (bench B2 shadow row)"
+        ),
+    )
+
+    @field_validator("shadow_max_rows")
+    @classmethod
+    def _shadow_sample_is_usable(cls, value: int | None) -> int | None:
+        if value and not value >= MIN_SHADOW_ROWS:  # 0 and null: every row
+            raise ValueError(
+                f"must be 0 or null (shadow-score every row) or at least {MIN_SHADOW_ROWS} rows a day, got "
+                f"{value}: a smaller sample makes the shadow gate's evidence noise"
+            )
+        return value or None  # one spelling of "every row"
 
 
 class ScoringSpec(_Strict):

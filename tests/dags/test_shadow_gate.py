@@ -6,6 +6,8 @@ generator's labels; ``bad`` is the same pipeline trained on shuffled labels (AUC
 
 * a challenger that passes the holdout gate becomes pending, not champion, and never serves: batch
   scoring publishes the champion's predictions and the pending version's rows only under shadow/;
+* each day of ~300 rows is shadow-scored on its sample of ``promotion.shadow_max_rows: 200`` rows,
+  whether the day is scored in one part or two;
 * the promotion DAG waits (green) until two shadow days are labelled, then decides on the
   predictions each model made: the bad pending version is rejected even though its holdout record
   says it passed, the good one is promoted.
@@ -30,12 +32,15 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DAYS = date_range(dt.date(2026, 6, 1), dt.date(2026, 6, 10))
 SHADOW_DAYS = DAYS[5:7]  # labels of observation day d land on d+3: both are labelled by DAYS[-1]
+SHADOW_SAMPLE = 200  # of a day's ~300 rows (SMALL, less the quarantined ones)
 
 
 @pytest.fixture
 def shadow_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return use_spec_variant(
-        monkeypatch, tmp_path / "use_cases", promotion={"min_primary_metric": 0.55, "shadow_days": 2}
+        monkeypatch,
+        tmp_path / "use_cases",
+        promotion={"min_primary_metric": 0.55, "shadow_days": 2, "shadow_max_rows": SHADOW_SAMPLE},
     )
 
 
@@ -66,8 +71,8 @@ def register(spec: Any, storage: Any, model: Any, cutoff: dt.date, alias: str | 
     return ref.version
 
 
-def score(day: dt.date) -> Any:
-    run = dag("credit_risk__batch_scoring").test(run_conf={"day": day.isoformat()})
+def score(day: dt.date, partitions: int = 1) -> Any:
+    run = dag("credit_risk__batch_scoring").test(run_conf={"day": day.isoformat(), "partitions": partitions})
     assert run.state == "success", task_states(run)
     return run
 
@@ -95,13 +100,15 @@ def test_a_pending_challenger_is_decided_on_its_shadow_days(
     assert "promote_challenger" not in task_states(waiting) or task_states(waiting)["promote_challenger"] == "skipped"
     assert get_version(client, name, v2).tags[tag_keys.SHADOW_DAYS_LABELLED] == "0"
 
-    for day in SHADOW_DAYS:
-        run = score(day)
+    for day, partitions in zip(SHADOW_DAYS, (2, 1), strict=True):
+        run = score(day, partitions)
         assert task_states(run)["resolve_shadow"] == "success"
         served = storage.read_frame(predictions_path(storage, shadow_spec, day))
         shadow = storage.read_frame(shadow_path(storage, shadow_spec, day))
         assert set(served["model_version"]) == {v1}  # a pending challenger never serves
-        assert set(shadow["model_version"]) == {v2} and len(shadow) == len(served)
+        assert set(shadow["model_version"]) == {v2} and len(shadow) == SHADOW_SAMPLE < len(served)
+        key, ts = shadow_spec.entity.join_key, shadow_spec.raw.timestamp_column
+        assert set(zip(shadow[key], shadow[ts], strict=True)) <= set(zip(served[key], served[ts], strict=True))
         assert current_champion(client, name) == v1
 
     decided = promotion.test()

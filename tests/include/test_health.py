@@ -36,7 +36,9 @@ def test_the_health_record_equals_its_sources(storage, shadow_spec, loop) -> Non
     from mlloop.registry import mlflow_client
     from mlloop.shadow import mark_pending, shadow_path
 
-    spec, client = shadow_spec, mlflow_client()
+    # A shadow sample of 150 of each day's 400 rows: the shadow's quality rests on those rows only.
+    promotion = shadow_spec.promotion.model_copy(update={"shadow_max_rows": 150})
+    spec, client = shadow_spec.model_copy(update={"promotion": promotion}), mlflow_client()
     frame = labelled_frame(storage, spec, [day(n) for n in range(1, 5)])
     v1 = register_champion(spec, frame, model=loop["good"], alias=None).version
     v2 = register_champion(spec, frame, model=loop["coin_sk"], alias=None).version
@@ -67,6 +69,7 @@ def test_the_health_record_equals_its_sources(storage, shadow_spec, loop) -> Non
         assert item.champion_quality == pytest.approx(auc) and item.labelled_rows == rows
         shadow_auc, shadow_rows = realized_auc(storage, spec, shadow_path(storage, spec, d))
         assert item.shadow_quality == pytest.approx(shadow_auc) and item.shadow_rows == shadow_rows
+        assert (item.shadow_scored, item.rows_scored) == (150, 400) and 0 < shadow_rows < item.labelled_rows
     assert by_day[day(6)].rows_quarantined == {"observations": 7}
     assert by_day[day(7)].drift_share == 0.4 and by_day[day(7)].top_drifted == ["utilization", "age", "income"]
     assert by_day[day(5)].drift_share is None
@@ -78,6 +81,7 @@ def test_the_health_record_equals_its_sources(storage, shadow_spec, loop) -> Non
     charts = figures(health)
     assert set(charts) == {"quality", "drift", "volumes"}
     assert [t.name for t in charts["quality"].data] == ["served (champion)", "shadow challenger"]
+    assert charts["quality"].data[1].text[0].endswith("labelled rows of its sample (150 of 400 rows shadow-scored)")
     assert list(charts["volumes"].data[0].y) == [by_day[d].rows_scored for d in SHADOW_DAYS]
     page = render_html(health, "/js/plotly.min.js")
     assert '<script src="/js/plotly.min.js">' in page and "cdn" not in page.lower()

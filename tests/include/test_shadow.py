@@ -21,8 +21,17 @@ import pytest
 from loop_fixtures import feature_frame, labelled_frame, lookup_fetcher, train_small_model, write_clean_features
 from mlloop import tags as tag_keys
 from mlloop.registry import ModelRef
-from mlloop.scoring import MODEL_VERSION_COLUMN, Lineage, commit_predictions, predictions_path, score_partition
+from mlloop.scoring import (
+    MODEL_VERSION_COLUMN,
+    Lineage,
+    ShadowScorer,
+    commit_predictions,
+    plan_parts,
+    predictions_path,
+    score_partition,
+)
 from mlloop.shadow import commit_shadow, shadow_days, shadow_gate, shadow_path
+from mlloop.shadow_sample import day_sample
 
 D1 = dt.date(2026, 5, 1)
 RUN = "scheduled__test"
@@ -67,16 +76,21 @@ def ref(version: str, cutoff: dt.date) -> ModelRef:
     return ModelRef("credit_risk", version, "run", "src", tags={tag_keys.TRAINING_CUTOFF: cutoff.isoformat()})
 
 
-def score_with_shadow(storage: Any, spec: Any, d: dt.date, champion: tuple[str, Any], shadow: tuple[str, Any]) -> None:
-    """What the batch scoring DAG does for one day with a shadow model: one fetch, two outputs."""
+def score_with_shadow(
+    storage: Any, spec: Any, d: dt.date, champion: tuple[str, Any], shadow: tuple[str, Any], partitions: int = 1
+) -> None:
+    """What the batch scoring DAG does for one day with a shadow model: the day's shadow sample drawn
+    once (``resolve_shadow``), one fetch per part, two outputs."""
     fetch = lookup_fetcher(feature_frame(storage, spec, [d]), spec)
     lineage = Lineage("credit_risk", champion[0], RUN)
     shadow_lineage = Lineage("credit_risk", shadow[0], RUN)
-    part = score_partition(
-        storage, spec, d, model=champion[1], fetch_features=fetch, lineage=lineage, shadow=(shadow[1], shadow_lineage)
-    )
-    commit_predictions(storage, spec, d, [part], lineage=lineage)
-    commit_shadow(storage, spec, d, [part], lineage=shadow_lineage)
+    scorer = ShadowScorer(shadow[1], shadow_lineage, day_sample(storage, spec, d))
+    parts = [
+        score_partition(storage, spec, d, model=champion[1], fetch_features=fetch, lineage=lineage, shadow=scorer, **p)
+        for p in plan_parts(spec, partitions)
+    ]
+    commit_predictions(storage, spec, d, parts, lineage=lineage)
+    commit_shadow(storage, spec, d, parts, lineage=shadow_lineage, expected_rows=scorer.sample.rows)
 
 
 @pytest.mark.parametrize(("champion", "challenger", "promoted"), [("good", "coin", False), ("coin", "good", True)])
@@ -144,6 +158,66 @@ def test_a_shadow_partition_is_never_read_as_predictions(storage, shadow_spec, l
     assert len(labelled) and set(labelled[MODEL_VERSION_COLUMN].astype(str)) == {"1"}
 
 
+@pytest.fixture
+def sampled_spec(shadow_spec):  # type: ignore[no-untyped-def]
+    """The shadow spec with a shadow sample smaller than a day (400 rows a day)."""
+    promotion = shadow_spec.promotion.model_copy(update={"shadow_max_rows": SAMPLE})
+    return shadow_spec.model_copy(update={"promotion": promotion})
+
+
+SAMPLE = 150
+
+
+def shadow_row_keys(storage: Any, spec: Any, d: dt.date) -> list[tuple[Any, Any]]:
+    frame = storage.read_frame(shadow_path(storage, spec, d), columns=[spec.entity.join_key, spec.raw.timestamp_column])
+    return sorted(zip(frame[spec.entity.join_key], frame[spec.raw.timestamp_column], strict=True))
+
+
+def test_a_day_above_shadow_max_rows_shadow_scores_the_same_sample_in_every_run_split_and_model(
+    storage, sampled_spec, loop
+) -> None:  # type: ignore[no-untyped-def]
+    d = day(5)
+    score_with_shadow(storage, sampled_spec, d, ("1", loop["good"]), ("2", loop["coin"]))
+    first = shadow_row_keys(storage, sampled_spec, d)
+    score_with_shadow(storage, sampled_spec, d, ("1", loop["good"]), ("2", loop["coin"]), partitions=3)
+    split = shadow_row_keys(storage, sampled_spec, d)
+    score_with_shadow(storage, sampled_spec, d, ("1", loop["good"]), ("3", loop["coin_sk"]), partitions=2)
+    other_model = shadow_row_keys(storage, sampled_spec, d)
+
+    served = storage.read_frame(predictions_path(storage, sampled_spec, d))
+    assert len(served) == 400  # the day's predictions are whole: only the shadow is a sample
+    assert len(first) == SAMPLE and len(set(first)) == SAMPLE
+    assert first == split == other_model
+    key, ts = sampled_spec.entity.join_key, sampled_spec.raw.timestamp_column
+    assert set(first) <= set(zip(served[key], served[ts], strict=True))
+    assert set(storage.read_frame(shadow_path(storage, sampled_spec, d))[MODEL_VERSION_COLUMN]) == {"3"}
+
+
+def test_the_shadow_gate_judges_both_models_on_the_sampled_rows_only(storage, sampled_spec, loop) -> None:  # type: ignore[no-untyped-def]
+    from mlloop.shadow import labelled_shadow_rows
+
+    for d in SHADOW_DAYS:
+        score_with_shadow(storage, sampled_spec, d, ("1", loop["good"]), ("2", loop["coin"]))
+
+    evidence = shadow_gate(storage, sampled_spec, ref("2", day(4)), ref("1", day(3)))
+
+    assert evidence.decision is not None and evidence.days == (day(5), day(6))
+    key, ts = sampled_spec.entity.join_key, sampled_spec.raw.timestamp_column
+    sampled = {row for d in evidence.days for row in shadow_row_keys(storage, sampled_spec, d)}
+    judged = labelled_shadow_rows(storage, sampled_spec, "2", day(5))
+    judged = judged[judged[ts].dt.date.isin(evidence.days)]
+    assert set(zip(judged[key], judged[ts], strict=True)) <= sampled  # no served row outside the sample
+    assert 0 < evidence.rows == len(judged) <= 2 * SAMPLE
+    assert {card.rows for card in evidence.cards.values()} == {evidence.rows}  # both models, the same rows
+    served = pd.concat([storage.read_frame(predictions_path(storage, sampled_spec, d)) for d in evidence.days])
+    champion = judged.merge(served[[key, ts, "score"]], on=[key, ts])
+    assert len(champion) == len(judged) and (champion["champion_score"] == champion["score"]).all()
+    assert (evidence.served_rows, evidence.shadow_rows) == (800, 2 * SAMPLE)
+    assert f"{evidence.rows} labelled rows scored by both models (the shadow samples: 300 of the 800 rows" in (
+        evidence.table(sampled_spec)
+    )
+
+
 _COMMITTER = """
 import datetime as dt, pickle, sys
 from mlloop.shadow import commit_shadow
@@ -161,15 +235,13 @@ def test_a_shadow_commit_killed_mid_write_leaves_nothing_partial(storage, shadow
     import os
     import pickle
 
-    from mlloop.scoring import plan_parts
-
     d = day(5)
     fetch = lookup_fetcher(feature_frame(storage, shadow_spec, [d]), shadow_spec)
     lineage, shadow_lineage = Lineage("credit_risk", "1", RUN), Lineage("credit_risk", "2", RUN)
     parts = [
         score_partition(
             storage, shadow_spec, d, model=loop["good"], fetch_features=fetch, lineage=lineage,
-            shadow=(loop["coin"], shadow_lineage), **p,
+            shadow=ShadowScorer(loop["coin"], shadow_lineage, day_sample(storage, shadow_spec, d)), **p,
         )
         for p in plan_parts(shadow_spec, 2)
     ]  # fmt: skip

@@ -166,6 +166,19 @@ def _switch_to_r2(**gate: float):  # type: ignore[no-untyped-def]
             "drift.min_prediction_rows",
             "greater than or equal to 1",
         ),
+        # The shadow sample: every row, or enough rows a day for the shadow gate's evidence.
+        (
+            lambda d: d["promotion"].update(shadow_max_rows=-5),
+            BUNDLED,
+            "promotion.shadow_max_rows",
+            "must be 0 or null (shadow-score every row) or at least 100 rows a day, got -5",
+        ),
+        (
+            lambda d: d["promotion"].update(shadow_max_rows=20),
+            BUNDLED,
+            "promotion.shadow_max_rows",
+            "at least 100 rows a day, got 20",
+        ),
     ],
 )
 def test_a_spec_that_cannot_work_is_refused_with_its_field(
@@ -191,6 +204,15 @@ def test_a_spec_that_cannot_work_is_refused_with_its_field(
 )
 def test_thresholds_in_the_metric_s_range_and_units_are_accepted(tmp_path: Path, edit, source: Path) -> None:  # type: ignore[no-untyped-def]
     load_spec(write_variant(tmp_path, edit, source))
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), (0, None), (100, 100), (250_000, 250_000)])
+def test_the_shadow_sample_defaults_to_50k_rows_a_day_and_0_or_null_means_every_row(
+    tmp_path: Path, value: int | None, expected: int | None
+) -> None:
+    assert load_spec(BUNDLED).promotion.shadow_max_rows == 50_000
+    spec = load_spec(write_variant(tmp_path, lambda d: d["promotion"].update(shadow_max_rows=value)))
+    assert spec.promotion.shadow_max_rows == expected
 
 
 def test_the_drift_minimum_rows_default_to_100_labelled_and_50_predictions_and_are_configurable(tmp_path: Path) -> None:

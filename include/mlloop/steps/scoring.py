@@ -16,8 +16,9 @@ from mlloop.steps import LOG, StepFailed, StepLog, StepSkipped, is_set
 
 if TYPE_CHECKING:
     from mlloop.registry import ModelRef
-    from mlloop.scoring import CommitResult, FeatureFetcher, Lineage, PartResult
+    from mlloop.scoring import CommitResult, FeatureFetcher, PartResult, ShadowScorer
     from mlloop.services import Services
+    from mlloop.shadow_sample import ShadowSample
     from mlloop.spec import UseCaseSpec
 
 
@@ -141,13 +142,14 @@ def score_part(
     partitions: int = 1,
     chunk_rows: int | None = None,
     fetch_features: FeatureFetcher | None = None,
-    shadow: tuple[Any, Lineage] | None = None,
+    shadow: ShadowScorer | None = None,
     log: StepLog = LOG,
 ) -> PartResult:
     """Score part ``partition`` of ``partitions`` of the day's entities with the pinned version,
     features from Feast (point-in-time, the version's feature service; ``fetch_features`` replaces
-    it in bench), into a staging part file; with ``shadow`` (:func:`load_shadow`) every chunk is
-    also scored by the shadow challenger, from the same features, into a shadow part."""
+    it in bench), into a staging part file; with ``shadow`` (:func:`load_shadow`) each chunk's rows of
+    the day's shadow sample are also scored by the shadow challenger, from the same features, into a
+    shadow part."""
     from mlloop.scoring import Lineage, ScoringError, feast_fetcher, score_partition
 
     ref = loaded.ref
@@ -187,6 +189,8 @@ def score_part(
         rate,
         result.path,
     )
+    if result.shadow_path:
+        log.info("Shadow-scored %d of those rows (its sample) into staging %s", result.shadow_rows, result.shadow_path)
     return result
 
 
@@ -230,26 +234,40 @@ def commit(
 # ------------------------------------------------------------------------------ shadow scoring
 def resolve_shadow(
     services: Services, spec: UseCaseSpec, day: dt.date, pinned: dict[str, Any], log: StepLog = LOG
-) -> dict[str, str] | None:
-    """The version to shadow-score ``day`` with (``{"name", "version"}``: the pending version, else
-    the challenger), or None with the reason in the log (:func:`mlloop.shadow.shadow_candidate`).
-    Shadow scoring never fails a scoring run: it is evidence, not output."""
+) -> dict[str, Any] | None:
+    """The version to shadow-score ``day`` with and the day's sample of rows (``{"name", "version",
+    "sample"}``: the pending version, else the challenger), or None with the reason in the log
+    (:func:`mlloop.shadow.shadow_candidate`). The sample (:func:`mlloop.shadow_sample.day_sample`) is
+    drawn once here, so every part keeps the same rows. Shadow scoring never fails a scoring run: it is
+    evidence, not output."""
     from mlloop.shadow import shadow_candidate
+    from mlloop.shadow_sample import day_sample
 
     champion = pinned_ref(services, pinned)
     ref, why = shadow_candidate(services.mlflow, spec, champion, day)
     if ref is None:
         log.info("No shadow scoring for %s: %s", day, why)
         return None
-    log.info("Shadow-scoring %s with %s beside champion v%s", day, why, champion.version)
-    return {"name": ref.name, "version": ref.version}
+    sample = day_sample(services.storage, spec, day)
+    log.info("Shadow-scoring %s with %s beside champion v%s, on %s", day, why, champion.version, sample.describe())
+    return {"name": ref.name, "version": ref.version, "sample": sample.as_dict()}
 
 
-def load_shadow(services: Services, shadow: Any, run_id: str, log: StepLog = LOG) -> tuple[Any, Lineage] | None:
-    """The shadow challenger pinned by :func:`resolve_shadow`, loaded, or None (none pinned, or it
-    cannot be loaded: a warning, the day is scored anyway)."""
+def _shadow_sample_of(services: Services, spec: UseCaseSpec, day: dt.date, shadow: dict[str, Any]) -> ShadowSample:
+    """The sample :func:`resolve_shadow` drew; drawn again if the run's pin predates samples."""
+    from mlloop.shadow_sample import ShadowSample, day_sample
+
+    sample = shadow.get("sample")
+    return ShadowSample.from_dict(sample) if isinstance(sample, dict) else day_sample(services.storage, spec, day)
+
+
+def load_shadow(
+    services: Services, spec: UseCaseSpec, day: dt.date, shadow: Any, run_id: str, log: StepLog = LOG
+) -> ShadowScorer | None:
+    """The shadow challenger pinned by :func:`resolve_shadow`, loaded, with the day's sample, or None
+    (none pinned, or it cannot be loaded: a warning, the day is scored anyway)."""
     from mlloop.registry import ModelIntegrityError, ModelNotFound, get_version, load_model
-    from mlloop.scoring import Lineage
+    from mlloop.scoring import Lineage, ShadowScorer
 
     if not isinstance(shadow, dict) or not shadow.get("version"):
         return None
@@ -259,10 +277,14 @@ def load_shadow(services: Services, shadow: Any, run_id: str, log: StepLog = LOG
     except (ModelNotFound, ModelIntegrityError) as exc:  # evidence, not output: the day is scored anyway
         log.warning("No shadow scoring of this part: %s", exc)
         return None
+    sample = _shadow_sample_of(services, spec, day, shadow)
     log.info(
-        "Also scoring every chunk with shadow challenger %s v%s (not published as predictions)", ref.name, ref.version
+        "Also scoring %s with shadow challenger %s v%s (not published as predictions)",
+        sample.describe(),
+        ref.name,
+        ref.version,
     )
-    return model, Lineage.of(ref, run_id)
+    return ShadowScorer(model, Lineage.of(ref, run_id), sample)
 
 
 def commit_shadow(
@@ -271,21 +293,22 @@ def commit_shadow(
     day: dt.date,
     shadow: Any,
     parts: list[PartResult],
-    rows: int,
     run_id: str,
     log: StepLog = LOG,
 ) -> None:
-    """Publish the shadow parts into the shadow area (never as predictions). A shadow that fails its
-    checks is a warning: it must never cost the day's predictions."""
+    """Publish the shadow parts into the shadow area (never as predictions), checked against the
+    day's shadow sample. A shadow that fails its checks is a warning: it must never cost the day's
+    predictions."""
     from mlloop.scoring import Lineage, PredictionValidationError
     from mlloop.shadow import commit_shadow as publish_shadow
 
     if not isinstance(shadow, dict) or not shadow.get("version"):
         return
     lineage = Lineage(str(shadow["name"]), str(shadow["version"]), run_id)
+    sample = _shadow_sample_of(services, spec, day, shadow)
     try:
-        result = publish_shadow(services.storage, spec, day, parts, lineage=lineage, expected_rows=rows)
+        result = publish_shadow(services.storage, spec, day, parts, lineage=lineage, expected_rows=sample.rows)
     except PredictionValidationError as exc:
         log.warning("Shadow scoring of %s not published (the predictions are): %s", day, exc)
         return
-    log.info("Published shadow (not predictions): %s", result.describe())
+    log.info("Published shadow (not predictions), %s: %s", sample.describe(), result.describe())

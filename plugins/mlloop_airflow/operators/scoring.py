@@ -94,7 +94,7 @@ class ScorePartitionOperator(UseCaseOperator):
             partition=int(self.partition),
             partitions=int(self.partitions),
             chunk_rows=self.chunk_rows,
-            shadow=scoring.load_shadow(self.services, self.shadow, context["run_id"], self.log),
+            shadow=scoring.load_shadow(self.services, self.spec, day, self.shadow, context["run_id"], self.log),
             log=self.log,
         )
         return result.as_dict()
@@ -137,5 +137,5 @@ class CommitPredictionsOperator(UseCaseOperator):
         result, choice = scoring.commit(self.services, self.spec, day, self.champion, parts, run_id, log=self.log)
         extra = {"day": day.isoformat(), "model_version": result.model_version, "rows": result.rows}
         self.set_outlet_extra(context, {**extra, "model_policy": choice["model_policy"]})
-        scoring.commit_shadow(self.services, self.spec, day, self.shadow, parts, result.rows, run_id, self.log)
+        scoring.commit_shadow(self.services, self.spec, day, self.shadow, parts, run_id, self.log)
         return result.as_dict()
