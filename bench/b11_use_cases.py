@@ -49,12 +49,11 @@ def measure_asset_latency(spec_folder: Path, dag_count: int, events: int = 2) ->
             api.wait_until("every DAG parsed", lambda: len(api.dag_ids()) >= dag_count, timeout=1200, poll=2)
             all_listed = time.perf_counter() - t0
             api.set_paused(TRAINING_DAG, False)
-            assets = api.request("GET", "/assets", params={"name_pattern": FEATURES_ASSET})["assets"]
-            asset_id = next(a["id"] for a in assets if a["name"] == FEATURES_ASSET)
+            asset_id = api.asset_id(FEATURES_ASSET)
             latencies = []
             for _ in range(events):
                 before = {r["dag_run_id"] for r in api.runs(TRAINING_DAG)}
-                event = api.request("POST", "/assets/events", json={"asset_id": asset_id, "extra": {}})
+                event = api.create_asset_event(asset_id)
                 started: dict[str, Any] = {}
 
                 def run_started(before: set[str] = before, started: dict[str, Any] = started) -> bool:
