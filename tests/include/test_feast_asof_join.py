@@ -355,3 +355,31 @@ def test_the_join_runs_as_a_sort_merge_as_of_join(local_stores: dict[str, Any]) 
     plan = "\n".join(row[1] for row in cursor.execute("EXPLAIN " + join_sql(job.plan)).fetchall())
     assert plan.count("ASOF_JOIN") == 2, plan
     assert "NESTED_LOOP_JOIN" not in plan, plan
+
+
+def test_a_narrow_request_reads_only_the_view_rows_it_can_join(stores: dict[str, Any]) -> None:
+    """A scoring window asks for a few entities over a day: the answer is still Feast's, and each view
+    is read only for those keys and that span (less the ttl), not its whole history (bench B3)."""
+    from mlloop.feast_asof_join import TS, join_cursor
+
+    everything = stores["entities"]
+    start = T0 + DAY
+    entities = everything[
+        everything["customer_id"].isin([1, 2, 150, 151, 99])
+        & everything["event_timestamp"].between(start, start + pd.Timedelta(hours=30))
+    ].reset_index(drop=True)
+    assert len(entities) >= 4
+    job, ours = retrieve(stores["ours"], entities, "both", False)
+    _, feast = retrieve(stores["feast"], entities, "both", False)
+    assert_same_result(ours, feast, entities)
+
+    cursor, views = join_cursor(job._connect(), job.plan, entities)
+    cursor.close()
+    by_name = {view.name: rows for view, rows in zip(job.plan.views, views, strict=True)}
+    activity, merchant = by_name["activity"].to_pandas(), by_name["merchant"].to_pandas()
+    newest, oldest = entities["event_timestamp"].max(), entities["event_timestamp"].min()
+    assert set(activity.iloc[:, 0]) <= {1, 2, 150, 151, 99}  # the first column is the view's join key
+    assert set(merchant.iloc[:, 0]) <= set(entities["merchant_id"].dropna())
+    assert activity[TS].max() <= newest and activity[TS].min() >= oldest - TTL
+    assert merchant[TS].max() <= newest  # no ttl on merchant: no lower bound
+    assert len(activity) < 100 and len(merchant) < 500, (len(activity), len(merchant))
