@@ -77,6 +77,11 @@ class AsOfPlan:
     def entity_key_columns(self) -> list[str]:
         return list(dict.fromkeys(col for view in self.views for col in view.join_keys.values()))
 
+    @property
+    def entity_key_alias(self) -> dict[str, str]:
+        """Entity-frame join key -> its column in the registered entity table."""
+        return {col: _entity_key(n) for n, col in enumerate(self.entity_key_columns)}
+
 
 def plan_retrieval(
     feature_views: Sequence[FeatureView],
@@ -172,7 +177,7 @@ def view_sql(view: ViewJoin, alias: str, plan: AsOfPlan | None = None, bounds: T
     sql = f"SELECT {columns} FROM read_parquet({_literal(view.parquet_path)}) AS src"
     conditions = []
     if plan is not None:
-        key_alias = {col: _entity_key(n) for n, col in enumerate(plan.entity_key_columns)}
+        key_alias = plan.entity_key_alias
         same = [f"e.{_ident(key_alias[ecol])} = src.{_ident(vcol)}" for vcol, ecol in view.join_keys.items()]
         conditions.append(f"EXISTS (SELECT 1 FROM {ENTITIES} AS e WHERE {' AND '.join(same)})")
     if bounds is not None:
@@ -218,7 +223,7 @@ def _timestamp(value: dt.datetime) -> str:
 def join_sql(plan: AsOfPlan) -> str:
     """One statement: each entity row's position and, per view, the position of its feature row (null:
     none within the ttl). Rows come in no particular order; :func:`run_join` restores it."""
-    key_alias = {col: _entity_key(n) for n, col in enumerate(plan.entity_key_columns)}
+    key_alias = plan.entity_key_alias
     selects = [f"e.{_ident(ROW)}"]
     joins = []
     for n, view in enumerate(plan.views):
@@ -253,8 +258,8 @@ def entity_keys_table(entity_df: pd.DataFrame, plan: AsOfPlan) -> pa.Table:
         # Feast converts string timestamps to UTC and lets DuckDB (session time zone UTC) read naive ones as UTC.
         ts = pd.to_datetime(ts, utc=True)
     columns = {ROW: pa.array(np.arange(len(entity_df), dtype=np.int64)), TS: pa.array(ts, from_pandas=True)}
-    for n, col in enumerate(plan.entity_key_columns):
-        columns[_entity_key(n)] = pa.array(entity_df[col], from_pandas=True)
+    for col, alias in plan.entity_key_alias.items():
+        columns[alias] = pa.array(entity_df[col], from_pandas=True)
     return pa.table(columns)
 
 
