@@ -169,17 +169,26 @@ def view_sql(view: ViewJoin, alias: str, plan: AsOfPlan | None = None, bounds: T
     both filters keep or drop whole (keys, event time) groups, so the tie-break is unchanged. Without
     them each window of a day's scoring (``scoring.fetch_rows`` entity rows) read and sorted the
     view's whole history, every day ever ingested, for the keys of one window of one day.
+
+    The semi join is written as ``SEMI JOIN``, not as a correlated ``EXISTS``: DuckDB plans the
+    latter as a delim join that first collects the distinct keys of the whole view into a hash
+    table, so every window's memory grew with the view's size (bench B3: 1.45x from 1M to 4M rows
+    of a day); the ``SEMI JOIN`` hashes only the entity rows and streams the view past them.
     """
-    keys = [f"{_ident(col)} AS {_ident(f'{alias}_k{n}')}" for n, col in enumerate(view.join_keys)]
-    features = [f"{_ident(src)} AS {_ident(f'{alias}_f{n}')}" for n, (src, _) in enumerate(view.features)]
-    ts = f"CAST({_ident(view.timestamp_field)} AS TIMESTAMPTZ)"
+
+    def col(name: str) -> str:
+        return f"src.{_ident(name)}"
+
+    keys = [f"{col(c)} AS {_ident(f'{alias}_k{n}')}" for n, c in enumerate(view.join_keys)]
+    features = [f"{col(src)} AS {_ident(f'{alias}_f{n}')}" for n, (src, _) in enumerate(view.features)]
+    ts = f"CAST({col(view.timestamp_field)} AS TIMESTAMPTZ)"
     columns = ", ".join([*keys, f"{ts} AS {_ident(TS)}", *features])
     sql = f"SELECT {columns} FROM read_parquet({_literal(view.parquet_path)}) AS src"
-    conditions = []
     if plan is not None:
         key_alias = plan.entity_key_alias
-        same = [f"e.{_ident(key_alias[ecol])} = src.{_ident(vcol)}" for vcol, ecol in view.join_keys.items()]
-        conditions.append(f"EXISTS (SELECT 1 FROM {ENTITIES} AS e WHERE {' AND '.join(same)})")
+        same = [f"e.{_ident(key_alias[ecol])} = {col(vcol)}" for vcol, ecol in view.join_keys.items()]
+        sql += f" SEMI JOIN {ENTITIES} AS e ON {' AND '.join(same)}"
+    conditions = []
     if bounds is not None:
         conditions.append(f"{ts} <= {_timestamp(bounds.newest)}")
         if view.ttl:
@@ -187,8 +196,8 @@ def view_sql(view: ViewJoin, alias: str, plan: AsOfPlan | None = None, bounds: T
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     if view.created_timestamp_column:
-        partition = ", ".join([*(_ident(col) for col in view.join_keys), ts])
-        created = f"CAST({_ident(view.created_timestamp_column)} AS TIMESTAMPTZ)"
+        partition = ", ".join([*(col(c) for c in view.join_keys), ts])
+        created = f"CAST({col(view.created_timestamp_column)} AS TIMESTAMPTZ)"
         sql += f" QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {created} DESC NULLS LAST) = 1"
     return sql
 
