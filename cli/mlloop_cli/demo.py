@@ -143,24 +143,42 @@ class Loop:
         return "; ".join(parts)
 
     def wait_quiet(self, stages: tuple[str, ...], what: str, timeout: float, settle: float = 20.0) -> None:
-        """Wait until no run of these stages is queued or running, twice ``settle`` seconds apart
-        (an Asset event may start a downstream run a moment after the upstream one finishes)."""
+        """Wait until these stages have nothing left to do: no run queued or running and no Asset
+        event queued for them (an upstream task's event becomes a run at the scheduler's next pass).
+
+        Read as runs, queued events, runs again: a run that started or ended between the reads
+        changes the second read, so a quiet answer is never a snapshot taken mid-handover. Events
+        still queued after ``settle`` seconds with nothing running (a DAG waiting for the other
+        Assets of an AND condition) do not hold the wait. Until this, the wait was a fixed ``settle``
+        with nothing running, 20 s each time (bench B8)."""
         last_report = 0.0
-        quiet_since: float | None = None
+        stuck_since: float | None = None
+
+        def snapshot() -> tuple[bool, frozenset[tuple[str, str]]]:
+            runs = [(stage, r) for stage in stages for r in self.runs(stage)]
+            active = any(r["state"] in ("queued", "running") for _, r in runs)
+            return active, frozenset((stage, f"{r['dag_run_id']}={r['state']}") for stage, r in runs)
 
         def quiet() -> bool:
-            nonlocal last_report, quiet_since
-            active = any(r["state"] in ("queued", "running") for s in stages for r in self.runs(s))
+            nonlocal last_report, stuck_since
             if time.monotonic() - last_report > 30:
                 self.say(f"  ... {self.progress(stages)}")
                 last_report = time.monotonic()
+            active, before = snapshot()
             if active:
-                quiet_since = None
+                stuck_since = None
                 return False
-            quiet_since = quiet_since or time.monotonic()
-            return time.monotonic() - quiet_since >= settle
+            queued = [event for stage in stages for event in self.api.queued_asset_events(self.dag_id(stage))]
+            active, after = snapshot()
+            if active or after != before:
+                stuck_since = None
+                return False
+            if not queued:
+                return True
+            stuck_since = stuck_since or time.monotonic()
+            return time.monotonic() - stuck_since >= settle
 
-        self.api.wait_until(what, quiet, timeout, poll=3)
+        self.api.wait_until(what, quiet, timeout, poll=1)
 
     def wait_runs(self, stage: str, run_ids: set[str], timeout: float) -> list[dict[str, Any]]:
         def done() -> bool:

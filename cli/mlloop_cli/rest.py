@@ -340,6 +340,16 @@ class AirflowClient:
                 return int(asset["id"])
         raise AirflowError(f"no Asset named {name!r}: is a DAG that declares it parsed?", status=404)
 
+    def queued_asset_events(self, dag_id: str) -> list[dict[str, Any]]:
+        """The Asset events waiting to start a run of ``dag_id``: an upstream task's event is queued
+        here until the scheduler's next pass creates the run (or, for an AND of Assets, until the
+        others come too)."""
+        page = self.call(
+            f"GET /dags/{dag_id}/assets/queuedEvents",
+            lambda: self.assets_api.get_dag_asset_queued_events(dag_id, **TIMEOUT),
+        )
+        return [_json(event) for event in page.queued_events]
+
     def create_asset_event(self, asset_id: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Record an Asset event by hand (as the UI's "Create Asset Event"): the DAGs scheduled on it run."""
         body = CreateAssetEventsBody(asset_id=asset_id, extra=extra or {})
