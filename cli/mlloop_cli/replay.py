@@ -88,8 +88,6 @@ def chunks(days: list[dt.date], check_days: set[dt.date], size: int) -> list[lis
 class Replay(Loop):
     """The loop over ``days`` of landed history (a :class:`demo.Loop` driven in data-time chunks)."""
 
-    poll = 1.0
-
     def __init__(self, airflow: LocalAirflow, use_case: str, first: dt.date, last: dt.date, land: bool = False):
         super().__init__(airflow, use_case, last + dt.timedelta(days=1))
         self.first, self.last = first, last
