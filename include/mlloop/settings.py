@@ -75,6 +75,10 @@ class Settings:
     task_retries: int = 2
     retry_delay_seconds: float = 30.0
     sensor_poke_seconds: float = 60.0
+    sensor_deferrable: bool = True
+    """``MLLOOP_SENSOR_DEFERRABLE``: partition sensors wait in the triggerer (``0``: reschedule mode)."""
+    sensor_check_seconds: float = 5.0
+    """``MLLOOP_SENSOR_CHECK_SECONDS``: how often the triggerer checks for a deferred sensor's partition."""
     worker_hostname: str = ""
     """``MLLOOP_WORKER_HOSTNAME``: the name a worker's task instances record (empty: the FQDN)."""
     preload_modules: str = ""
@@ -137,6 +141,8 @@ class Settings:
             task_retries=int(_env("MLLOOP_TASK_RETRIES", "2")),
             retry_delay_seconds=float(_env("MLLOOP_RETRY_DELAY_SECONDS", "30")),
             sensor_poke_seconds=float(_env("MLLOOP_SENSOR_POKE_SECONDS", "60")),
+            sensor_deferrable=_env("MLLOOP_SENSOR_DEFERRABLE", "1").lower() not in ("0", "false", "no", "off"),
+            sensor_check_seconds=float(_env("MLLOOP_SENSOR_CHECK_SECONDS", "5")),
             worker_hostname=_env("MLLOOP_WORKER_HOSTNAME", ""),
             preload_modules=os.environ.get("MLLOOP_PRELOAD_MODULES", ""),
             mlflow_conn_id=_env("MLLOOP_MLFLOW_CONN_ID", ""),

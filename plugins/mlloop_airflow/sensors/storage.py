@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from mlloop_airflow.hooks.storage import StorageHook
 from mlloop_airflow.intervals import resolve_day
@@ -20,12 +20,18 @@ if TYPE_CHECKING:
     from mlloop.spec import UseCaseSpec
     from mlloop.storage import Storage
 
+DEFERRAL_GRACE_SECONDS = 300
+
 
 class PartitionSensor(BaseSensorOperator):
     """Succeeds when the partition of ``kind`` (a :mod:`mlloop.layout` kind) for ``day`` exists.
 
-    Works the same on a local root and on S3 (the check goes through :class:`StorageHook`). Run it
-    with ``mode="reschedule"`` so a long wait does not hold a worker slot.
+    Works the same on a local root and on S3 (the check goes through :class:`StorageHook`). With
+    ``deferrable`` (the default, ``MLLOOP_SENSOR_DEFERRABLE``) a partition that is not there at the
+    first check is waited for by the triggerer (:class:`~mlloop_airflow.triggers.partition.PartitionTrigger`,
+    every ``check_seconds``): no worker slot is held and the task resumes within seconds of the file
+    landing. Without it, run it with ``mode="reschedule"`` (the scheduler re-queues it every
+    ``poke_interval``) so a long wait does not hold a worker slot either.
 
     It does not wait when nothing can come, and skips at once (green, the reason in the log, every
     downstream task skipped) instead of timing out hours later:
@@ -44,6 +50,8 @@ class PartitionSensor(BaseSensorOperator):
     :param last_day: ISO date of the last day that will ever land (not ``end_date``: that one is
         Airflow's, the task's own); empty: no end.
     :param stale_after_days: see above; None: a scheduled run always waits.
+    :param deferrable: wait in the triggerer (default: the ``MLLOOP_SENSOR_DEFERRABLE`` setting).
+    :param check_seconds: how often the triggerer checks (default: ``MLLOOP_SENSOR_CHECK_SECONDS``).
     """
 
     template_fields: Sequence[str] = ("use_case", "kind", "day")
@@ -57,23 +65,64 @@ class PartitionSensor(BaseSensorOperator):
         day: str | None = None,
         last_day: str | None = None,
         stale_after_days: int | None = None,
+        deferrable: bool | None = None,
+        check_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
+        from mlloop.settings import get_settings
+
         super().__init__(**kwargs)
         self.use_case = use_case
         self.kind = kind
         self.day = day
         self.last_day = last_day
         self.stale_after_days = stale_after_days
+        settings = get_settings()
+        self.deferrable = settings.sensor_deferrable if deferrable is None else deferrable
+        self.check_seconds = settings.sensor_check_seconds if check_seconds is None else check_seconds
 
     @cached_property
     def storage_hook(self) -> StorageHook:
         return StorageHook()
 
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        if self.poke(context):
+            return None
+        from mlloop_airflow.triggers.partition import PartitionTrigger
+
+        path = self.partition_path(context)
+        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.timeout)
+        self.log.info(
+            "Deferring: the triggerer checks for %s every %.0f s, until %s (the sensor's timeout)",
+            path,
+            self.check_seconds,
+            deadline.isoformat(timespec="seconds"),
+        )
+        self.defer(
+            trigger=PartitionTrigger(path=path, check_seconds=self.check_seconds, deadline=deadline.isoformat()),
+            method_name="execute_complete",
+            # A backstop for a trigger that never reports: the trigger itself fires at the deadline.
+            timeout=dt.timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+        """The triggerer found the partition, or the sensor's timeout passed first."""
+        event = event or {}
+        if not event.get("found"):
+            raise AirflowSensorTimeout(
+                f"{event.get('path')} did not appear within the sensor's timeout of {self.timeout:.0f} s"
+            )
+        self.log.info("Found %s", event["path"])
+
+    def partition_path(self, context: Context) -> str:
+        return self.partition_kind.path(self.storage_hook.storage, self.spec, resolve_day(context, self.day))
+
     def poke(self, context: Context) -> bool:
         day = resolve_day(context, self.day)
         storage = self.storage_hook.storage
-        path = self.partition_kind.path(storage, self.spec, day)
+        path = self.partition_path(context)
         if storage.exists(path):
             self.log.info("Found %s", path)
             return True
