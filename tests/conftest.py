@@ -28,6 +28,7 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "MLLOOP_HOME": str(SESSION_DIR / "mlloop"),
         "MLLOOP_SENSOR_POKE_SECONDS": "1",
+        "MLLOOP_SENSOR_CHECK_SECONDS": "0.5",  # a deferred sensor's trigger runs inline in dag.test()
         "MLLOOP_RETRY_DELAY_SECONDS": "1",
         "GIT_PYTHON_REFRESH": "quiet",
     }
