@@ -187,7 +187,8 @@ def view_sql(view: ViewJoin, alias: str, plan: AsOfPlan | None = None, bounds: T
     if plan is not None:
         key_alias = plan.entity_key_alias
         same = [f"e.{_ident(key_alias[ecol])} = {col(vcol)}" for vcol, ecol in view.join_keys.items()]
-        sql += f" SEMI JOIN {ENTITIES} AS e ON {' AND '.join(same)}"
+        distinct = ", ".join(_ident(key_alias[ecol]) for ecol in view.join_keys.values())
+        sql += f" SEMI JOIN (SELECT DISTINCT {distinct} FROM {ENTITIES}) AS e ON {' AND '.join(same)}"
     conditions = []
     if bounds is not None:
         conditions.append(f"{ts} <= {_timestamp(bounds.newest)}")
