@@ -173,7 +173,9 @@ def view_sql(view: ViewJoin, alias: str, plan: AsOfPlan | None = None, bounds: T
     The semi join is written as ``SEMI JOIN``, not as a correlated ``EXISTS``: DuckDB plans the
     latter as a delim join that first collects the distinct keys of the whole view into a hash
     table, so every window's memory grew with the view's size (bench B3: 1.45x from 1M to 4M rows
-    of a day); the ``SEMI JOIN`` hashes only the entity rows and streams the view past them.
+    of a day); the ``SEMI JOIN`` hashes only the entity rows' distinct keys (a training set has ~10
+    labels per key: hashing every row made B4 1.05x at 1M labels, the distinct keys 0.95x) and
+    streams the view past them.
     """
 
     def col(name: str) -> str:
