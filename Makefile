@@ -4,8 +4,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null)
+# Without uv on the PATH, uv itself is bootstrapped into a virtualenv of its own outside the
+# checkout (a user cache, shared by clones), so no third-party tooling lives in the repository.
+UV_BOOTSTRAP ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlloop/uv-$(UV_VERSION)
 ifeq ($(UV),)
-UV := $(CURDIR)/.tools/bin/uv
+UV := $(UV_BOOTSTRAP)/bin/uv
 endif
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
@@ -25,9 +28,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(CURDIR)/.tools/bin/uv:
-	$(PYTHON) -m venv $(CURDIR)/.tools
-	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+$(UV_BOOTSTRAP)/bin/uv:
+	$(PYTHON) -m venv $(UV_BOOTSTRAP)
+	$(UV_BOOTSTRAP)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
