@@ -69,39 +69,43 @@ class PartitionSensor(BaseSensorOperator):
         check_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
-        from mlloop.settings import get_settings
-
         super().__init__(**kwargs)
         self.use_case = use_case
         self.kind = kind
         self.day = day
         self.last_day = last_day
         self.stale_after_days = stale_after_days
-        settings = get_settings()
-        self.deferrable = settings.sensor_deferrable if deferrable is None else deferrable
-        self.check_seconds = settings.sensor_check_seconds if check_seconds is None else check_seconds
+        # None: the deployment's setting, read when the task runs (not when the DAG file is parsed).
+        self.deferrable = deferrable
+        self.check_seconds = check_seconds
 
     @cached_property
     def storage_hook(self) -> StorageHook:
         return StorageHook()
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
+        from mlloop.settings import get_settings
+
+        settings = get_settings()
+        if not (settings.sensor_deferrable if self.deferrable is None else self.deferrable):
             return super().execute(context)
         if self.poke(context):
             return None
         from mlloop_airflow.triggers.partition import PartitionTrigger
 
-        path = self.partition_path(context)
-        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.timeout)
+        check_seconds = settings.sensor_check_seconds if self.check_seconds is None else self.check_seconds
+        path = self.partition_path(resolve_day(context, self.day))
+        # The timeout counts from the try's start, as in reschedule mode (Airflow's own sensor timeout).
+        started = getattr(context.get("ti"), "start_date", None) or dt.datetime.now(dt.UTC)
+        deadline = started + dt.timedelta(seconds=self.timeout)
         self.log.info(
             "Deferring: the triggerer checks for %s every %.0f s, until %s (the sensor's timeout)",
             path,
-            self.check_seconds,
+            check_seconds,
             deadline.isoformat(timespec="seconds"),
         )
         self.defer(
-            trigger=PartitionTrigger(path=path, check_seconds=self.check_seconds, deadline=deadline.isoformat()),
+            trigger=PartitionTrigger(path=path, check_seconds=check_seconds, deadline=deadline.isoformat()),
             method_name="execute_complete",
             # A backstop for a trigger that never reports: the trigger itself fires at the deadline.
             timeout=dt.timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS),
@@ -116,13 +120,13 @@ class PartitionSensor(BaseSensorOperator):
             )
         self.log.info("Found %s", event["path"])
 
-    def partition_path(self, context: Context) -> str:
-        return self.partition_kind.path(self.storage_hook.storage, self.spec, resolve_day(context, self.day))
+    def partition_path(self, day: dt.date) -> str:
+        return self.partition_kind.path(self.storage_hook.storage, self.spec, day)
 
     def poke(self, context: Context) -> bool:
         day = resolve_day(context, self.day)
         storage = self.storage_hook.storage
-        path = self.partition_path(context)
+        path = self.partition_path(day)
         if storage.exists(path):
             self.log.info("Found %s", path)
             return True
