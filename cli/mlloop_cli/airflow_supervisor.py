@@ -6,8 +6,9 @@ It does what ``airflow standalone`` does (migrate the metadata DB, then run the 
 scheduler, the DAG processor and the triggerer, their output in one log with a ``name | `` prefix)
 and one thing more: a component that exits is started again, as a compose file's
 ``restart: unless-stopped`` would. ``standalone`` never notices a dead component: on a SQLite
-metadata DB under load Airflow 3.3's scheduler can die (``ObjectDeletedError`` when a backfill's
-creation is rolled back while it schedules those runs), the UI keeps answering and every run stays
+metadata DB under load Airflow 3.3's scheduler could die (``ObjectDeletedError`` /
+``StaleDataError`` when a backfill's creation was rolled back while it scheduled those runs; the
+cause found is fixed in ``mlloop_airflow.local_db``), the UI keeps answering and every run stays
 queued forever. Here the log says ``[supervisor] scheduler exited with code 1 ...; restarting``,
 the new scheduler adopts the orphaned work, and the runs go on.
 
