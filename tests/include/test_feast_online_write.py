@@ -102,6 +102,26 @@ def redis_port(tmp_path: Path) -> Iterator[int]:
         yield port
 
 
+def test_stored_event_times_read_by_script_or_pipeline_agree(redis_port: int) -> None:
+    """Feast's newer-wins rule needs each key's stored event time: a Lua script reads them 1,000 keys
+    a call; on a Redis Cluster (keys in different slots) a pipeline does. Both give b"" for a key or
+    field that is not there."""
+    import redis
+
+    from mlloop.feast_online_write import _stored_times
+
+    client = redis.Redis(host="127.0.0.1", port=redis_port)
+    keys = [f"k{i}".encode() for i in range(2500)]
+    with client.pipeline(transaction=False) as pipe:
+        for i, key in enumerate(keys):
+            if i % 3:
+                pipe.hset(key, mapping={b"_ts:v": f"t{i}".encode()} if i % 5 else {b"other": b"x"})
+        pipe.execute()
+    expected = [f"t{i}".encode() if i % 3 and i % 5 else b"" for i in range(2500)]
+    assert _stored_times(client, keys, b"_ts:v", cluster=False) == expected
+    assert _stored_times(client, keys, b"_ts:v", cluster=True) == expected
+
+
 def _hashes(port: int, db: int) -> dict[bytes, dict[bytes, bytes]]:
     import redis
 
