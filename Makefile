@@ -61,12 +61,13 @@ status: install  ## is the local Airflow up, and its login
 # Two passes: the unit and dag.test() tests on every core (pytest-xdist; each worker has its own
 # AIRFLOW_HOME and MLLOOP_HOME), then the tests that start whole deployments (a scheduler, the
 # scaled topology, a browser), one at a time: on a small machine they must not share the cores.
-# Either pass fails if it selects no test (pytest's exit code 5).
+# Either pass fails if it selects no test (pytest's exit code 5). The second pass lists its slowest
+# tests (setup included: a module's Airflow boots in its first test's setup), where CI time goes.
 FAST_TESTS := not e2e and not services and not browser
 
 test: install  ## the whole test suite: unit, Airflow integration, end to end
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "$(FAST_TESTS)"
-	$(VENV)/bin/pytest -m "not ($(FAST_TESTS))"
+	$(VENV)/bin/pytest -m "not ($(FAST_TESTS))" --durations=15
 
 test-fast: install  ## unit and integration tests, without the end-to-end ones
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "$(FAST_TESTS)"
