@@ -20,8 +20,8 @@ the scheduler dies (``StaleDataError`` / ``ObjectDeletedError``; bench B8 and ``
 ``BEGIN IMMEDIATE``, which waits for the write lock *before* the reads, and its ``RELEASE`` is
 followed by ``COMMIT``: each run is still committed on its own, exactly when it was before, but it
 can no longer fail half way on a stale snapshot. (Holding one transaction over all of a backfill's
-runs, as on Postgres, was tried: the request then deadlocked for the busy timeout on a write of its
-own through another connection.)
+runs, as on Postgres, was tried and reverted: a backfill request then waited out the whole busy
+timeout and failed; see ``bench/profiles/B8-scheduling.md``.)
 """
 
 from __future__ import annotations

@@ -139,13 +139,18 @@ def _store_on(port: int, db: int, monkeypatch: pytest.MonkeyPatch, feast_engine:
     return store
 
 
+@pytest.mark.parametrize("use_case", ["credit_risk", "energy_demand"])  # int64 keys; string keys, nullable floats
 def test_a_materialization_writes_the_same_keys_fields_and_bytes_as_feasts_engine(
-    storage: Any, spec: Any, mlloop_home: Path, redis_port: int, monkeypatch: pytest.MonkeyPatch
+    use_case: str, storage: Any, mlloop_home: Path, redis_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both engines materialize the same two days, then the older day again (its rows must not
     overwrite newer ones): after each step the two Redis databases hold the same bytes. Online reads
     through Feast return the newest day's values."""
-    land_days(storage, spec, DAYS, rows_per_day=300, n_customers=400, bad_row_share=0.0)
+    from mlloop.spec import get_spec
+
+    spec = get_spec(use_case)
+    overrides = {"rows_per_day": 300, "n_customers": 400, "bad_row_share": 0.0} if use_case == "credit_risk" else {}
+    land_days(storage, spec, DAYS, **overrides)
     frames = {}
     for day in DAYS:
         validate_landed_batch(storage, spec, "observations", day)
@@ -163,6 +168,8 @@ def test_a_materialization_writes_the_same_keys_fields_and_bytes_as_feasts_engin
         assert len(ours) > 0
         assert ours == feast, f"after materializing {step}"
 
-    newest = frames[DAYS[1]].drop_duplicates("customer_id", keep="last").head(20)
-    online = online_features(stores[1], spec.model.feature_service, "customer_id", newest["customer_id"].tolist())
-    np.testing.assert_array_equal(online["annual_income"].to_numpy(float), newest["annual_income"].to_numpy(float))
+    key = spec.entity.join_key
+    column = next(name for name, c in spec.features.columns.items() if c.dtype == "float64")
+    newest = frames[DAYS[1]].drop_duplicates(key, keep="last").head(20)
+    online = online_features(stores[1], spec.model.feature_service, key, newest[key].tolist())
+    np.testing.assert_array_equal(online[column].to_numpy(float), newest[column].to_numpy(float))
