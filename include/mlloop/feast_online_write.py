@@ -40,6 +40,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 from feast.infra.common.materialization_job import MaterializationJobStatus, MaterializationTask
 from feast.infra.compute_engines.dag.context import ExecutionContext
 from feast.infra.compute_engines.local.arrow_table_value import ArrowTableValue
@@ -55,7 +57,6 @@ from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from feast import FeatureView
     from feast.infra.registry.base_registry import BaseRegistry
     from feast.repo_config import RepoConfig
@@ -215,8 +216,6 @@ def _stored_times(client: Any, keys: Sequence[bytes], ts_field: bytes, cluster: 
 
 def value_bytes(column: pa.Array | pa.ChunkedArray, value_type: ValueType) -> list[bytes]:
     """Each value of a feature column as the bytes of the ``ValueProto`` Feast makes of it."""
-    import pyarrow as pa
-
     values = column.to_numpy(zero_copy_only=False)
     if value_type == ValueType.DOUBLE and column.type == pa.float64():
         # Feast: NaN or null -> an empty ValueProto (b""), else double_val=value.
@@ -228,8 +227,6 @@ def value_bytes(column: pa.Array | pa.ChunkedArray, value_type: ValueType) -> li
         for i in np.flatnonzero(np.isnan(values)).tolist():
             out[i] = b""
         return out
-    import pandas as pd
-
     # Feast converts value by value; only the distinct values are handed to it (in order of first
     # appearance, so the first non-null value it checks the type of is the same one).
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
@@ -273,8 +270,6 @@ def _key_part_bytes(column: pa.Array | pa.ChunkedArray, value_type: ValueType) -
 def event_nanos(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Event times as UTC nanoseconds, truncated to the microsecond as Feast's conversion through
     Python datetimes does."""
-    import pyarrow as pa
-
     ns = column.cast(pa.timestamp("ns", tz="UTC")).to_numpy(zero_copy_only=False).astype("datetime64[ns]")
     return (ns.astype(np.int64) // 1000) * 1000
 
