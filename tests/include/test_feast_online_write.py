@@ -139,7 +139,12 @@ def _store_on(port: int, db: int, monkeypatch: pytest.MonkeyPatch, feast_engine:
     return store
 
 
-@pytest.mark.parametrize("use_case", ["credit_risk", "energy_demand"])  # int64 keys; string keys, nullable floats
+@pytest.mark.parametrize(
+    "use_case",
+    # generated: int64 keys; string keys and nullable floats. hourly_temps: a real data set (vega_datasets'
+    # 2010 temperatures, landed by mlloop.land_dataset), string keys, missing hours.
+    ["credit_risk", "energy_demand", "hourly_temps"],
+)
 def test_a_materialization_writes_the_same_keys_fields_and_bytes_as_feasts_engine(
     use_case: str, storage: Any, mlloop_home: Path, redis_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,10 +154,17 @@ def test_a_materialization_writes_the_same_keys_fields_and_bytes_as_feasts_engin
     from mlloop.spec import get_spec
 
     spec = get_spec(use_case)
-    overrides = {"rows_per_day": 300, "n_customers": 400, "bad_row_share": 0.0} if use_case == "credit_risk" else {}
-    land_days(storage, spec, DAYS, **overrides)
+    days = DAYS
+    if use_case == "hourly_temps":
+        from mlloop.land_dataset import land
+
+        days = [dt.date(2010, 3, 10), dt.date(2010, 3, 11)]
+        land(storage, spec, days[0], days[1])
+    else:
+        overrides = {"rows_per_day": 300, "n_customers": 400, "bad_row_share": 0.0} if use_case == "credit_risk" else {}
+        land_days(storage, spec, days, **overrides)
     frames = {}
-    for day in DAYS:
+    for day in days:
         validate_landed_batch(storage, spec, "observations", day)
         path, _ = write_feature_partition(storage, spec, day)
         frames[day] = storage.read_frame(path)
@@ -161,7 +173,7 @@ def test_a_materialization_writes_the_same_keys_fields_and_bytes_as_feasts_engin
     stores = {
         db: _store_on(redis_port, db, monkeypatch, feast_engine=(db == 0)) for db in (0, 1)
     }  # 0: Feast's engine, 1: ours
-    for step in (DAYS[0], DAYS[1], DAYS[0]):
+    for step in (days[0], days[1], days[0]):
         for store in stores.values():
             store.materialize(start_date=day_bounds(step)[0], end_date=day_bounds(step)[1], feature_views=[view])
         feast, ours = _hashes(redis_port, 0), _hashes(redis_port, 1)
@@ -170,6 +182,6 @@ def test_a_materialization_writes_the_same_keys_fields_and_bytes_as_feasts_engin
 
     key = spec.entity.join_key
     column = next(name for name, c in spec.features.columns.items() if c.dtype == "float64")
-    newest = frames[DAYS[1]].drop_duplicates(key, keep="last").head(20)
+    newest = frames[days[1]].drop_duplicates(key, keep="last").head(20)
     online = online_features(stores[1], spec.model.feature_service, key, newest[key].tolist())
     np.testing.assert_array_equal(online[column].to_numpy(float), newest[column].to_numpy(float))
