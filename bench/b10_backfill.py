@@ -52,6 +52,61 @@ def _seconds(start: str, end: str) -> float:
     return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
 
 
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
+
+
+def run_breakdown(api: Any, dag_id: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where one DAG's runs of a phase spent their time, as medians over the runs: the run (start ->
+    end), its wait for a first task to start, its tasks' own work (sensors apart), the gaps between
+    one task's end and the next one's start (:func:`bench.b8_loop.idle_gaps`), and each task's
+    duration; also the run duration over the phase's first and last 30 days (by logical date). A
+    step between the two backfills with no trend inside the long one is the long queue's cost or
+    the host's, not history's (bench/profiles/B10-history.md)."""
+    from bench.b8_loop import RAN_STATES, idle_gaps
+
+    per_run: dict[str, list[float]] = {"run": [], "first_task_wait": [], "work": [], "sensors": [], "gaps": []}
+    by_task: dict[str, list[float]] = {}
+    ordered = sorted((r for r in runs if r.get("end_date")), key=lambda r: str(r.get("logical_date")))
+    for run in ordered:
+        tis = api.task_instances(dag_id, run["dag_run_id"])
+        ran = [ti for ti in tis if ti.get("state") in RAN_STATES and ti.get("start_date") and ti.get("end_date")]
+        if not ran:
+            continue
+        sensors = [ti for ti in ran if str(ti["task_id"]).startswith("wait_for_")]
+        work = [ti for ti in ran if ti not in sensors]
+        per_run["run"].append(_seconds(run["start_date"], run["end_date"]))
+        per_run["first_task_wait"].append(_seconds(run["start_date"], min(str(ti["start_date"]) for ti in ran)))
+        per_run["work"].append(sum(float(ti.get("duration") or 0.0) for ti in work))
+        per_run["sensors"].append(sum(float(ti.get("duration") or 0.0) for ti in sensors))
+        per_run["gaps"].append(sum(idle_gaps(ran)))
+        for ti in work:
+            by_task.setdefault(str(ti["task_id"]), []).append(float(ti.get("duration") or 0.0))
+    runs_s = per_run["run"]
+    return {
+        "runs": len(runs_s),
+        **{f"median_{k}": _median(v) for k, v in per_run.items()},
+        "median_run_first_30": _median(runs_s[:30]),
+        "median_run_last_30": _median(runs_s[-30:]),
+        "median_by_task": {task: _median(v) for task, v in sorted(by_task.items())},
+    }
+
+
+def _describe(small: dict[str, Any], large: dict[str, Any]) -> str:
+    """Per DAG, small -> large: median run, work, gaps, and the long backfill's first vs last 30 days."""
+    parts = []
+    for dag_id, s in small.items():
+        lg = large.get(dag_id, {})
+        stage = dag_id.split("__", 1)[-1]
+        pairs = ", ".join(
+            f"{k} {s.get(f'median_{k}')} -> {lg.get(f'median_{k}')}"
+            for k in ("run", "work", "sensors", "gaps", "first_task_wait")
+        )
+        trend = f"{lg.get('median_run_first_30')} -> {lg.get('median_run_last_30')}"
+        parts.append(f"{stage}: {pairs} s; long backfill first -> last 30 days {trend} s")
+    return "median per run, " + "; ".join(parts)
+
+
 def _register_champion(env: dict[str, str]) -> None:
     from bench.common import run_python
 
@@ -93,20 +148,27 @@ def measure(small: int, large: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 runs = 0
                 durations: list[float] = []
+                done_by_dag = {}
                 for stage in STAGES:
                     done = loop.backfill(stage, phase_days, timeout=600 + 60 * len(phase_days))
                     runs += len(done)
                     durations += [_seconds(r["start_date"], r["end_date"]) for r in done if r.get("end_date")]
+                    done_by_dag[loop.dag_id(stage)] = done
                 wall = time.perf_counter() - t0
+                # Read after the phase's clock stopped: the REST calls are not part of its wall time.
+                breakdown = {dag_id: run_breakdown(loop.api, dag_id, done) for dag_id, done in done_by_dag.items()}
                 out[phase] = {
                     "days": len(phase_days),
                     "runs": runs,
                     "seconds": wall,
                     "per_run": wall / runs,
                     "run_duration": statistics.median(durations),
+                    "by_dag": breakdown,
                 }
                 out[f"memory_after_{phase}"] = component_rss(airflow)
                 print(f"[bench]   B10 {phase}: {len(phase_days)} days, {runs} runs, {wall:.0f} s", flush=True)
+                for dag_id, numbers in breakdown.items():
+                    print(f"[bench]   B10 {phase} {dag_id}: {numbers}", flush=True)
             return out
         finally:
             airflow.stop()
@@ -153,7 +215,7 @@ def run(size: str, backfill_days: list[int]) -> list[Result]:
             notes=(
                 f"wall per run {s['per_run']:.1f} -> {lg['per_run']:.1f} s; a year (365 days x 2 DAGs) at "
                 f"{lg['per_run']:.1f} s per run: {year_hours:.1f} h; "
-                f"Airflow boot {out['boot_seconds']:.0f} s not counted"
+                f"Airflow boot {out['boot_seconds']:.0f} s not counted; " + _describe(s["by_dag"], lg["by_dag"])
             ),
         )
     )
