@@ -63,7 +63,7 @@ def run_breakdown(api: Any, dag_id: str, runs: list[dict[str, Any]]) -> dict[str
     duration; also the run duration over the phase's first and last 30 days (by logical date). A
     step between the two backfills with no trend inside the long one is the long queue's cost or
     the host's, not history's (bench/profiles/B10-history.md)."""
-    from bench.b8_loop import RAN_STATES, idle_gaps
+    from bench.b8_loop import RAN_STATES, duration, idle_gaps, is_sensor
 
     per_run: dict[str, list[float]] = {"run": [], "first_task_wait": [], "work": [], "sensors": [], "gaps": []}
     by_task: dict[str, list[float]] = {}
@@ -73,15 +73,15 @@ def run_breakdown(api: Any, dag_id: str, runs: list[dict[str, Any]]) -> dict[str
         ran = [ti for ti in tis if ti.get("state") in RAN_STATES and ti.get("start_date") and ti.get("end_date")]
         if not ran:
             continue
-        sensors = [ti for ti in ran if str(ti["task_id"]).startswith("wait_for_")]
-        work = [ti for ti in ran if ti not in sensors]
+        sensors = [ti for ti in ran if is_sensor(ti)]
+        work = [ti for ti in ran if not is_sensor(ti)]
         per_run["run"].append(_seconds(run["start_date"], run["end_date"]))
         per_run["first_task_wait"].append(_seconds(run["start_date"], min(str(ti["start_date"]) for ti in ran)))
-        per_run["work"].append(sum(float(ti.get("duration") or 0.0) for ti in work))
-        per_run["sensors"].append(sum(float(ti.get("duration") or 0.0) for ti in sensors))
+        per_run["work"].append(sum(duration(ti) for ti in work))
+        per_run["sensors"].append(sum(duration(ti) for ti in sensors))
         per_run["gaps"].append(sum(idle_gaps(ran)))
         for ti in work:
-            by_task.setdefault(str(ti["task_id"]), []).append(float(ti.get("duration") or 0.0))
+            by_task.setdefault(str(ti["task_id"]), []).append(duration(ti))
     runs_s = per_run["run"]
     return {
         "runs": len(runs_s),

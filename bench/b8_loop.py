@@ -397,6 +397,20 @@ def gap_phases(ran: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def is_sensor(ti: dict[str, Any]) -> bool:
+    """A task instance (REST API dict) that waits for data rather than working."""
+    operator = str(ti.get("operator_name") or ti.get("operator") or "")
+    return "Sensor" in operator or str(ti["task_id"]).startswith("wait_for_")
+
+
+def duration(ti: dict[str, Any]) -> float:
+    """A task instance's duration, from its start and end when Airflow reports none."""
+    value = ti.get("duration")
+    if value is None:
+        value = _seconds_between(ti.get("start_date"), ti.get("end_date"))
+    return float(value or 0.0)
+
+
 def task_instance_stats(api: Any, dag_ids: list[str]) -> dict[str, Any]:
     """Every task instance of the loop's DAG runs, from the REST API: counts and summed durations."""
     runs_per_dag: dict[str, int] = {}
@@ -409,16 +423,6 @@ def task_instance_stats(api: Any, dag_ids: list[str]) -> dict[str, Any]:
     states = Counter(str(ti.get("state")) for ti in tis)
     # Skipped task instances (a branch not taken) get start and end dates too, but never ran.
     ran = [ti for ti in tis if ti.get("state") in RAN_STATES and ti.get("start_date") and ti.get("end_date")]
-
-    def is_sensor(ti: dict[str, Any]) -> bool:
-        operator = str(ti.get("operator_name") or ti.get("operator") or "")
-        return "Sensor" in operator or str(ti["task_id"]).startswith("wait_for_")
-
-    def duration(ti: dict[str, Any]) -> float:
-        value = ti.get("duration")
-        if value is None:
-            value = _seconds_between(ti.get("start_date"), ti.get("end_date"))
-        return float(value or 0.0)
 
     sensors = [ti for ti in ran if is_sensor(ti)]
     work = [ti for ti in ran if not is_sensor(ti)]
